@@ -1,0 +1,587 @@
+//! One partition this broker holds a replica of: its log, its role (leader or follower)
+//! at a leader epoch, and the leader's replication state.
+//!
+//! All operations take the partition's lock briefly; log appends and reads are memory
+//! copies into and out of mapped segments, so the lock is never held across an await.
+
+use super::log_config::{log_config, max_message_bytes};
+use super::replica::LeaderReplicaState;
+use protocol::control::{PartitionState, TopicConfigs};
+use protocol::ids::{BrokerId, LeaderEpoch, Offset, PartitionEpoch, TopicId, TopicPartition};
+use protocol::kafka::ResponseError;
+use std::sync::Mutex;
+use storage::{LogError, PartitionLog};
+
+/// Why a partition operation was refused; each maps to one Kafka error code.
+#[derive(Debug, thiserror::Error)]
+pub enum PartitionError {
+    #[error("{0}: this broker is not the leader")]
+    NotLeader(TopicPartition),
+    #[error("{tp}: request epoch {requested} is older than the current leader epoch {current}")]
+    FencedLeaderEpoch {
+        tp: TopicPartition,
+        requested: i32,
+        current: LeaderEpoch,
+    },
+    #[error("{tp}: request epoch {requested} is newer than the current leader epoch {current}")]
+    UnknownLeaderEpoch {
+        tp: TopicPartition,
+        requested: i32,
+        current: LeaderEpoch,
+    },
+    #[error("{tp}: offset {requested} is outside [{log_start}, {log_end}]")]
+    OffsetOutOfRange {
+        tp: TopicPartition,
+        requested: i64,
+        log_start: Offset,
+        log_end: Offset,
+    },
+    #[error("{tp}: {size} bytes of records exceed max.message.bytes {max}")]
+    MessageTooLarge {
+        tp: TopicPartition,
+        size: usize,
+        max: usize,
+    },
+    #[error("{0}: the replica was removed")]
+    Removed(TopicPartition),
+    #[error(transparent)]
+    Log(#[from] LogError),
+}
+
+impl PartitionError {
+    /// The Kafka error a client gets for this failure.
+    pub fn kafka_error(&self) -> ResponseError {
+        match self {
+            PartitionError::NotLeader(_) | PartitionError::Removed(_) => {
+                ResponseError::NotLeaderOrFollower
+            }
+            PartitionError::FencedLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
+            PartitionError::UnknownLeaderEpoch { .. } => ResponseError::UnknownLeaderEpoch,
+            PartitionError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+            PartitionError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
+            PartitionError::Log(e) => match e {
+                LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+                LogError::InvalidBatch { .. } => ResponseError::CorruptMessage,
+                LogError::BatchTooLarge { .. } => ResponseError::RecordListTooLarge,
+                _ => ResponseError::KafkaStorageError,
+            },
+        }
+    }
+}
+
+/// The replica's role.
+#[derive(Debug)]
+pub enum Role {
+    Leader(LeaderReplicaState),
+    /// Following `leader` (issue 5 adds the fetcher that feeds this replica).
+    Follower {
+        leader: Option<BrokerId>,
+        high_watermark: Offset,
+    },
+}
+
+#[derive(Debug)]
+struct Inner {
+    log: Option<PartitionLog>,
+    role: Role,
+    leader_epoch: LeaderEpoch,
+    partition_epoch: PartitionEpoch,
+    replicas: Vec<BrokerId>,
+    max_message_bytes: usize,
+}
+
+/// A partition replica held by this broker.
+#[derive(Debug)]
+pub struct Partition {
+    pub tp: TopicPartition,
+    pub topic_id: TopicId,
+    self_id: BrokerId,
+    inner: Mutex<Inner>,
+}
+
+/// The outcome of a leader append.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Appended {
+    pub first_offset: Offset,
+    pub last_offset: Offset,
+    pub log_start_offset: Offset,
+    pub high_watermark: Offset,
+}
+
+/// Records read for a fetch, with the offsets a fetch response reports.
+#[derive(Clone, Debug)]
+pub struct ReadResult {
+    pub records: bytes::Bytes,
+    pub high_watermark: Offset,
+    pub log_start_offset: Offset,
+    pub log_end_offset: Offset,
+}
+
+/// Who is reading: a consumer stops at the high watermark, a follower at the log end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reader {
+    Consumer,
+    Follower(BrokerId),
+}
+
+/// The positions of a partition at one moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Positions {
+    pub log_start_offset: Offset,
+    pub log_end_offset: Offset,
+    pub high_watermark: Offset,
+    pub leader_epoch: LeaderEpoch,
+    pub is_leader: bool,
+}
+
+fn lock(m: &Mutex<Inner>) -> std::sync::MutexGuard<'_, Inner> {
+    // A panic while holding the lock is a bug; the data is still the log's own state.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Partition {
+    /// A replica over an opened log, in the role `state` gives it.
+    pub fn new(
+        self_id: BrokerId,
+        tp: TopicPartition,
+        log: PartitionLog,
+        state: &PartitionState,
+        configs: &TopicConfigs,
+        now_ms: i64,
+    ) -> Self {
+        let inner = Inner {
+            log: Some(log),
+            role: Role::Follower {
+                leader: None,
+                high_watermark: Offset(0),
+            },
+            leader_epoch: LeaderEpoch(-1),
+            partition_epoch: PartitionEpoch(-1),
+            replicas: Vec::new(),
+            max_message_bytes: max_message_bytes(configs),
+        };
+        let p = Self {
+            tp,
+            topic_id: state.topic_id,
+            self_id,
+            inner: Mutex::new(inner),
+        };
+        p.apply_state(state, configs, now_ms);
+        p
+    }
+
+    /// Applies the partition's committed state. Returns a description of a role change,
+    /// if one happened. States from older leader epochs are ignored.
+    pub fn apply_state(
+        &self,
+        state: &PartitionState,
+        configs: &TopicConfigs,
+        now_ms: i64,
+    ) -> Option<String> {
+        let mut g = lock(&self.inner);
+        let inner = &mut *g;
+        inner.max_message_bytes = max_message_bytes(configs);
+        if let Some(log) = inner.log.as_mut() {
+            log.set_config(log_config(configs));
+        }
+        if state.leader_epoch < inner.leader_epoch
+            || (state.leader_epoch == inner.leader_epoch
+                && state.partition_epoch <= inner.partition_epoch)
+        {
+            return None;
+        }
+        let new_leadership = state.leader_epoch > inner.leader_epoch;
+        inner.partition_epoch = state.partition_epoch;
+        inner.replicas = state.replicas.clone();
+        let log = inner.log.as_ref()?;
+        let is_leader = state.leader == Some(self.self_id);
+        if !new_leadership {
+            // Same epoch: only the ISR or replicas changed.
+            if let Role::Leader(rs) = &mut inner.role {
+                rs.on_isr_committed(&state.isr);
+            }
+            return None;
+        }
+        inner.leader_epoch = state.leader_epoch;
+        let known_hw = match &inner.role {
+            Role::Leader(rs) => rs.high_watermark(),
+            Role::Follower { high_watermark, .. } => *high_watermark,
+        };
+        if is_leader {
+            let hw = known_hw.max(log.log_start_offset());
+            inner.role = Role::Leader(LeaderReplicaState::new(
+                self.self_id,
+                &state.replicas,
+                &state.isr,
+                log.log_end_offset(),
+                hw,
+                now_ms,
+            ));
+            Some(format!(
+                "{}: leader at epoch {}",
+                self.tp, state.leader_epoch
+            ))
+        } else {
+            inner.role = Role::Follower {
+                leader: state.leader,
+                high_watermark: known_hw,
+            };
+            Some(format!(
+                "{}: follower of {} at epoch {}",
+                self.tp,
+                state.leader.map_or("none".to_string(), |l| l.to_string()),
+                state.leader_epoch
+            ))
+        }
+    }
+
+    /// Checks a client's `current_leader_epoch` (-1: not given) against ours.
+    fn check_epoch(&self, inner: &Inner, requested: i32) -> Result<(), PartitionError> {
+        if requested < 0 || requested == inner.leader_epoch.0 {
+            return Ok(());
+        }
+        let (tp, current) = (self.tp.clone(), inner.leader_epoch);
+        if requested < inner.leader_epoch.0 {
+            Err(PartitionError::FencedLeaderEpoch {
+                tp,
+                requested,
+                current,
+            })
+        } else {
+            Err(PartitionError::UnknownLeaderEpoch {
+                tp,
+                requested,
+                current,
+            })
+        }
+    }
+
+    fn leader_check<'a>(
+        &self,
+        inner: &'a mut Inner,
+        epoch: i32,
+    ) -> Result<(&'a mut PartitionLog, &'a mut LeaderReplicaState), PartitionError> {
+        self.check_epoch(inner, epoch)?;
+        let Some(log) = inner.log.as_mut() else {
+            return Err(PartitionError::Removed(self.tp.clone()));
+        };
+        match &mut inner.role {
+            Role::Leader(rs) => Ok((log, rs)),
+            Role::Follower { .. } => Err(PartitionError::NotLeader(self.tp.clone())),
+        }
+    }
+
+    /// Appends a producer's record batches as leader (offsets are assigned in place).
+    pub fn append_as_leader(
+        &self,
+        records: &mut [u8],
+        now_ms: i64,
+    ) -> Result<Appended, PartitionError> {
+        let mut g = lock(&self.inner);
+        let max = g.max_message_bytes;
+        let epoch = g.leader_epoch;
+        let (log, rs) = self.leader_check(&mut g, -1)?;
+        if records.len() > max {
+            return Err(PartitionError::MessageTooLarge {
+                tp: self.tp.clone(),
+                size: records.len(),
+                max,
+            });
+        }
+        let info = log.append(records, epoch, now_ms)?;
+        rs.on_leader_append(log.log_end_offset());
+        Ok(Appended {
+            first_offset: info.first_offset,
+            last_offset: info.last_offset,
+            log_start_offset: log.log_start_offset(),
+            high_watermark: rs.high_watermark(),
+        })
+    }
+
+    /// Reads from `offset` up to `max_bytes` (at least one whole batch when any is
+    /// readable). A consumer reads below the high watermark; a follower fetch is recorded
+    /// in the replication state first (issue 5's fetcher sends those).
+    pub fn read(
+        &self,
+        reader: Reader,
+        current_leader_epoch: i32,
+        offset: i64,
+        max_bytes: usize,
+        now_ms: i64,
+    ) -> Result<ReadResult, PartitionError> {
+        let mut g = lock(&self.inner);
+        let (log, rs) = self.leader_check(&mut g, current_leader_epoch)?;
+        let (log_start, log_end) = (log.log_start_offset(), log.log_end_offset());
+        if offset < log_start.0 || offset > log_end.0 {
+            return Err(PartitionError::OffsetOutOfRange {
+                tp: self.tp.clone(),
+                requested: offset,
+                log_start,
+                log_end,
+            });
+        }
+        let upper = match reader {
+            Reader::Consumer => rs.high_watermark(),
+            Reader::Follower(id) => {
+                rs.on_follower_fetch(id, Offset(offset), now_ms);
+                log_end
+            }
+        };
+        let records = if Offset(offset) >= upper {
+            bytes::Bytes::new()
+        } else {
+            log.read(Offset(offset), max_bytes, upper)?.records
+        };
+        Ok(ReadResult {
+            records,
+            high_watermark: rs.high_watermark(),
+            log_start_offset: log_start,
+            log_end_offset: log_end,
+        })
+    }
+
+    /// The partition's offsets, as the leader (errors if not leader).
+    pub fn leader_positions(&self, current_leader_epoch: i32) -> Result<Positions, PartitionError> {
+        let mut g = lock(&self.inner);
+        let epoch = g.leader_epoch;
+        let (log, rs) = self.leader_check(&mut g, current_leader_epoch)?;
+        Ok(Positions {
+            log_start_offset: log.log_start_offset(),
+            log_end_offset: log.log_end_offset(),
+            high_watermark: rs.high_watermark(),
+            leader_epoch: epoch,
+            is_leader: true,
+        })
+    }
+
+    /// The first offset whose timestamp is at least `timestamp`, below the high watermark.
+    pub fn offset_for_timestamp(
+        &self,
+        current_leader_epoch: i32,
+        timestamp: i64,
+    ) -> Result<Option<(Offset, i64)>, PartitionError> {
+        let mut g = lock(&self.inner);
+        let (log, rs) = self.leader_check(&mut g, current_leader_epoch)?;
+        let hw = rs.high_watermark();
+        Ok(log
+            .offset_for_timestamp(timestamp)?
+            .filter(|t| t.offset < hw)
+            .map(|t| (t.offset, t.timestamp)))
+    }
+
+    /// Where `epoch` ends in this replica's log (OffsetForLeaderEpoch), answered by the
+    /// leader. `None`: the epoch is unknown (older than the log).
+    pub fn end_offset_for_epoch(
+        &self,
+        current_leader_epoch: i32,
+        epoch: LeaderEpoch,
+    ) -> Result<Option<(LeaderEpoch, Offset)>, PartitionError> {
+        let mut g = lock(&self.inner);
+        let (log, _) = self.leader_check(&mut g, current_leader_epoch)?;
+        Ok(log.end_offset_for_epoch(epoch))
+    }
+
+    /// The current leader epoch.
+    pub fn leader_epoch(&self) -> LeaderEpoch {
+        lock(&self.inner).leader_epoch
+    }
+
+    /// DeleteRecords as leader (the group coordinator's compaction of
+    /// `__consumer_offsets`): the log now starts at `offset`, which must not pass the high
+    /// watermark; whole segments below it are deleted. Returns the new log start.
+    pub fn delete_records_before(
+        &self,
+        current_leader_epoch: i32,
+        offset: Offset,
+    ) -> Result<Offset, PartitionError> {
+        let mut g = lock(&self.inner);
+        let (log, rs) = self.leader_check(&mut g, current_leader_epoch)?;
+        let hw = rs.high_watermark();
+        if offset > hw {
+            return Err(PartitionError::OffsetOutOfRange {
+                tp: self.tp.clone(),
+                requested: offset.0,
+                log_start: log.log_start_offset(),
+                log_end: hw,
+            });
+        }
+        log.delete_records_before(offset)?;
+        Ok(log.log_start_offset())
+    }
+
+    /// Flushes and closes the log (broker shutdown).
+    pub fn close(&self) {
+        if let Some(log) = lock(&self.inner).log.take() {
+            if let Err(e) = log.close() {
+                tracing::warn!("{}: closing the log failed: {e}", self.tp);
+            }
+        }
+    }
+
+    /// Deletes the log (topic removed or replica moved away).
+    pub fn delete(&self) {
+        if let Some(log) = lock(&self.inner).log.take() {
+            if let Err(e) = log.delete() {
+                tracing::warn!("{}: deleting the log failed: {e}", self.tp);
+            }
+        }
+    }
+
+    /// Periodic log housekeeping (segment rolls by time, retention, flushes).
+    pub fn tick(&self, now_ms: i64) {
+        let mut g = lock(&self.inner);
+        if let Some(log) = g.log.as_mut() {
+            if let Err(e) = log.tick(now_ms).and_then(|_| log.enforce_retention(now_ms)) {
+                tracing::warn!("{}: log maintenance failed: {e}", self.tp);
+            }
+        }
+    }
+}
+
+/// What the replica fetcher needs to know about a follower replica.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FollowerView {
+    pub leader: Option<BrokerId>,
+    pub leader_epoch: LeaderEpoch,
+    pub log_start_offset: Offset,
+    pub log_end_offset: Offset,
+    pub high_watermark: Offset,
+    /// The latest leader epoch in this replica's log (`None`: no epoch known).
+    pub latest_epoch: Option<LeaderEpoch>,
+}
+
+/// Follower-side operations (issue 5's replica fetcher). Each checks that the replica is
+/// still a follower at the leader epoch the fetcher worked with, so nothing a stale fetch
+/// brought back is written after a role change.
+impl Partition {
+    /// The replica's follower state; `None` if it leads or was removed.
+    pub fn follower_view(&self) -> Option<FollowerView> {
+        let g = lock(&self.inner);
+        let log = g.log.as_ref()?;
+        match &g.role {
+            Role::Leader(_) => None,
+            Role::Follower {
+                leader,
+                high_watermark,
+            } => Some(FollowerView {
+                leader: *leader,
+                leader_epoch: g.leader_epoch,
+                log_start_offset: log.log_start_offset(),
+                log_end_offset: log.log_end_offset(),
+                high_watermark: *high_watermark,
+                latest_epoch: log.latest_epoch(),
+            }),
+        }
+    }
+
+    fn follower_check<'a>(
+        &self,
+        inner: &'a mut Inner,
+        leader_epoch: LeaderEpoch,
+    ) -> Result<(&'a mut PartitionLog, &'a mut Offset), PartitionError> {
+        self.check_epoch(inner, leader_epoch.0)?;
+        let Some(log) = inner.log.as_mut() else {
+            return Err(PartitionError::Removed(self.tp.clone()));
+        };
+        match &mut inner.role {
+            Role::Follower { high_watermark, .. } => Ok((log, high_watermark)),
+            Role::Leader(_) => Err(PartitionError::NotLeader(self.tp.clone())),
+        }
+    }
+
+    /// Where `epoch` ends in this replica's own log.
+    pub fn own_end_offset_for_epoch(&self, epoch: LeaderEpoch) -> Option<(LeaderEpoch, Offset)> {
+        lock(&self.inner)
+            .log
+            .as_ref()
+            .and_then(|l| l.end_offset_for_epoch(epoch))
+    }
+
+    /// Cuts this follower's log at `offset` (a divergence found with OffsetForLeaderEpoch).
+    pub fn truncate_as_follower(
+        &self,
+        leader_epoch: LeaderEpoch,
+        offset: Offset,
+    ) -> Result<(), PartitionError> {
+        let mut g = lock(&self.inner);
+        let (log, hw) = self.follower_check(&mut g, leader_epoch)?;
+        log.truncate_to(offset)?;
+        *hw = (*hw).min(log.log_end_offset());
+        Ok(())
+    }
+
+    /// Empties this follower's log and restarts it at `offset` (behind the leader's start).
+    pub fn restart_as_follower_at(
+        &self,
+        leader_epoch: LeaderEpoch,
+        offset: Offset,
+    ) -> Result<(), PartitionError> {
+        let mut g = lock(&self.inner);
+        let (log, hw) = self.follower_check(&mut g, leader_epoch)?;
+        log.truncate_fully_and_start_at(offset)?;
+        *hw = offset;
+        Ok(())
+    }
+
+    /// Appends batches fetched from the leader (keeping their offsets and epochs) and
+    /// takes the high watermark `min(leader_hw, own log end)`. Returns the new log end.
+    pub fn append_as_follower(
+        &self,
+        leader_epoch: LeaderEpoch,
+        records: &[u8],
+        leader_hw: Offset,
+        now_ms: i64,
+    ) -> Result<Offset, PartitionError> {
+        let mut g = lock(&self.inner);
+        let (log, hw) = self.follower_check(&mut g, leader_epoch)?;
+        if !records.is_empty() {
+            log.append_as_follower(records, now_ms)?;
+        }
+        let end = log.log_end_offset();
+        *hw = leader_hw.min(end).max(log.log_start_offset());
+        Ok(end)
+    }
+
+    /// As leader: the ISR, or `None` if this replica does not lead.
+    pub fn in_sync_replicas(&self) -> Option<Vec<BrokerId>> {
+        match &lock(&self.inner).role {
+            Role::Leader(rs) => Some(rs.isr().to_vec()),
+            Role::Follower { .. } => None,
+        }
+    }
+
+    /// As leader: the ISR change replication calls for now (shrink lagging members first,
+    /// else add caught-up replicas), with the epochs the controller checks.
+    pub fn isr_change(&self, now_ms: i64, lag_max_ms: i64) -> Option<IsrChange> {
+        let g = lock(&self.inner);
+        let Role::Leader(rs) = &g.role else {
+            return None;
+        };
+        let new_isr = crate::replication::isr::next_isr(rs, now_ms, lag_max_ms)?;
+        Some(IsrChange {
+            leader_epoch: g.leader_epoch,
+            partition_epoch: g.partition_epoch,
+            new_isr,
+        })
+    }
+
+    /// Applies a partition state the controller committed (AlterPartition's answer).
+    pub fn apply_committed(&self, state: &PartitionState) {
+        let mut g = lock(&self.inner);
+        if state.leader_epoch != g.leader_epoch || state.partition_epoch <= g.partition_epoch {
+            return;
+        }
+        g.partition_epoch = state.partition_epoch;
+        if let Role::Leader(rs) = &mut g.role {
+            rs.on_isr_committed(&state.isr);
+        }
+    }
+}
+
+/// An ISR change to propose with AlterPartition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IsrChange {
+    pub leader_epoch: LeaderEpoch,
+    pub partition_epoch: PartitionEpoch,
+    pub new_isr: Vec<BrokerId>,
+}

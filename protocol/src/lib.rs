@@ -1,0 +1,14 @@
+//! `gregor-protocol`: everything Gregor puts on a wire, with no sockets and no tasks.
+//!
+//! - [`ids`]: newtypes for ids, epochs and offsets used across the workspace.
+//! - [`frame`]: the `i32` size-prefixed framing of both protocols, bounded before allocation.
+//! - [`control`]: the internal broker <-> controller and controller <-> controller protocol,
+//!   including metadata records and the metadata image.
+//! - [`kafka`]: the Kafka API surface Gregor serves, over the `kafka-protocol` crate.
+
+pub mod control;
+pub mod frame;
+pub mod ids;
+pub mod kafka;
+
+pub use kafka_protocol;

@@ -1,0 +1,193 @@
+//! Reads (zero-copy `Bytes` views of whole batches) and timestamp lookups.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use protocol::ids::Offset;
+
+use crate::batch::{BatchError, BatchHeader};
+use crate::error::LogError;
+use crate::index::SegmentIndex;
+use crate::log::{LogRead, PartitionLog, TimestampOffset};
+use crate::mmap::Mapping;
+use crate::segment;
+
+impl PartitionLog {
+    /// Reads whole batches starting with the one containing `from`, from one segment: at
+    /// most `max_bytes`, but always at least one batch if one lies entirely below
+    /// `upper_bound` (the high watermark for consumers); never a batch reaching
+    /// `upper_bound`. Every returned batch has its header and CRC checked, so a corrupt byte
+    /// on disk is a [`LogError::Corrupt`], never data.
+    pub fn read(
+        &self,
+        from: Offset,
+        max_bytes: usize,
+        upper_bound: Offset,
+    ) -> Result<LogRead, LogError> {
+        let (start, end) = (self.log_start, self.log_end_offset().0);
+        if from.0 < start || from.0 > end {
+            return Err(LogError::OffsetOutOfRange {
+                partition: self.name.clone(),
+                requested: from,
+                log_start: Offset(start),
+                log_end: Offset(end),
+            });
+        }
+        let upper = upper_bound.0.min(end);
+        let mut records = Bytes::new();
+        if from.0 < upper {
+            let first = *self
+                .segments
+                .range(..=from.0)
+                .next_back()
+                .expect("from >= first base")
+                .0;
+            for (&base, meta) in self.segments.range(first..) {
+                if meta.size == 0 || meta.next_offset <= from.0 {
+                    continue;
+                }
+                if base >= upper {
+                    break;
+                }
+                let found = self.with_segment(base, |map, index| {
+                    let Some(map) = map else { return Ok(None) };
+                    self.read_segment(base, map, index, meta.size, from.0, max_bytes, upper)
+                })?;
+                if let Some(bytes) = found {
+                    records = bytes;
+                    break;
+                }
+            }
+        }
+        Ok(LogRead {
+            records,
+            log_start_offset: Offset(start),
+            log_end_offset: Offset(end),
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn read_segment(
+        &self,
+        base: i64,
+        map: &Arc<Mapping>,
+        index: &SegmentIndex,
+        size: u32,
+        from: i64,
+        max_bytes: usize,
+        upper: i64,
+    ) -> Result<Option<Bytes>, LogError> {
+        let rel = u32::try_from(from - base).unwrap_or(u32::MAX);
+        let mut pos = index.position_for(rel) as usize;
+        let size = size as usize;
+        // Find the batch containing `from`.
+        let start = loop {
+            if pos >= size {
+                return Ok(None);
+            }
+            let h = self.checked_header(base, map, pos, size)?;
+            if h.last_offset() >= from {
+                break pos;
+            }
+            pos += h.total_len();
+        };
+        let mut end = start;
+        let mut prev_next = None;
+        while end < size {
+            let h = self.checked_header(base, map, end, size)?;
+            if prev_next.is_some_and(|n| h.base_offset != n) {
+                let e = BatchError::UnexpectedOffset {
+                    expected: prev_next.unwrap_or(0),
+                    found: h.base_offset,
+                };
+                return Err(self.corrupt(base, end, e));
+            }
+            let len = h.total_len();
+            if h.last_offset() >= upper || (end > start && end - start + len > max_bytes) {
+                break;
+            }
+            let bytes = map
+                .slice(end..end + len)
+                .ok_or_else(|| self.corrupt(base, end, truncated(len, size - end)))?;
+            h.verify_crc(bytes)
+                .map_err(|e| self.corrupt(base, end, e))?;
+            prev_next = Some(h.next_offset());
+            end += len;
+        }
+        Ok(Some(map.bytes(start..end).unwrap_or_default()))
+    }
+
+    /// Parses the stored header at `pos` and checks it stays inside the segment.
+    fn checked_header(
+        &self,
+        base: i64,
+        map: &Mapping,
+        pos: usize,
+        size: usize,
+    ) -> Result<BatchHeader, LogError> {
+        let rest = map
+            .slice(pos..size)
+            .ok_or_else(|| self.corrupt(base, pos, truncated(0, 0)))?;
+        let h = BatchHeader::parse(rest).map_err(|e| self.corrupt(base, pos, e))?;
+        if h.base_offset < base || h.last_offset() < h.base_offset {
+            let e = BatchError::UnexpectedOffset {
+                expected: base,
+                found: h.base_offset,
+            };
+            return Err(self.corrupt(base, pos, e));
+        }
+        Ok(h)
+    }
+
+    fn corrupt(&self, base: i64, pos: usize, source: BatchError) -> LogError {
+        LogError::Corrupt {
+            partition: self.name.clone(),
+            file: segment::log_path(&self.dir, base),
+            position: pos as u64,
+            source,
+        }
+    }
+
+    /// The first batch whose max timestamp is at least `timestamp_ms`: its first offset
+    /// (or the log start, if later) and its max timestamp. Records are not decoded, so the
+    /// answer is batch-granular: a consumer starting there may see a few earlier records of
+    /// that batch first. `None` if no batch qualifies.
+    pub fn offset_for_timestamp(
+        &self,
+        timestamp_ms: i64,
+    ) -> Result<Option<TimestampOffset>, LogError> {
+        for (&base, meta) in &self.segments {
+            if meta.size == 0
+                || meta.max_timestamp < timestamp_ms
+                || meta.next_offset <= self.log_start
+            {
+                continue;
+            }
+            let found = self.with_segment(base, |map, index| {
+                let Some(map) = map else { return Ok(None) };
+                let rel = index.offset_for_time(timestamp_ms);
+                let mut pos = index.position_for(rel) as usize;
+                let size = meta.size as usize;
+                while pos < size {
+                    let h = self.checked_header(base, map, pos, size)?;
+                    if h.max_timestamp >= timestamp_ms && h.last_offset() >= self.log_start {
+                        return Ok(Some(TimestampOffset {
+                            offset: Offset(h.base_offset.max(self.log_start)),
+                            timestamp: h.max_timestamp,
+                        }));
+                    }
+                    pos += h.total_len();
+                }
+                Ok(None)
+            })?;
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn truncated(needed: usize, available: usize) -> BatchError {
+    BatchError::TruncatedBatch { needed, available }
+}

@@ -1,0 +1,475 @@
+//! Appends, reads, rolls, retention and truncation, with the exact files left on disk.
+
+mod common;
+
+use common::{batch, files, split, tiny};
+use gregor_storage::{LogError, PartitionLog};
+use protocol::ids::{LeaderEpoch, Offset};
+
+const E: LeaderEpoch = LeaderEpoch(1);
+
+fn seg(base: i64) -> [String; 3] {
+    [
+        format!("{base:020}.index"),
+        format!("{base:020}.log"),
+        format!("{base:020}.timeindex"),
+    ]
+}
+
+fn expected_files(bases: &[i64], extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = bases.iter().flat_map(|&b| seg(b)).collect();
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v.sort();
+    v
+}
+
+#[test]
+fn append_assigns_offsets_and_reads_back_zero_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path().join("t-0"), "t-0", tiny(1 << 20)).unwrap();
+    let mut b1 = batch(3, 1, 100, 1_000);
+    let mut both = batch(2, 2, 50, 2_000);
+    both.extend(batch(1, 3, 10, 1_500));
+    let i1 = log.append(&mut b1, E, 0).unwrap();
+    assert_eq!(
+        (i1.first_offset, i1.last_offset, i1.record_count),
+        (Offset(0), Offset(2), 3)
+    );
+    let i2 = log.append(&mut both, E, 0).unwrap();
+    assert_eq!(
+        (i2.first_offset, i2.last_offset, i2.batch_count),
+        (Offset(3), Offset(5), 2)
+    );
+    assert_eq!(i2.max_timestamp, 2_000);
+    assert_eq!(log.log_end_offset(), Offset(6));
+
+    // The client's bytes are stored as patched in place.
+    let all = log.read(Offset(0), 1 << 20, Offset(6)).unwrap();
+    let mut expect = b1.clone();
+    expect.extend_from_slice(&both);
+    assert_eq!(&all.records[..], &expect[..]);
+    // From the middle of a batch: that whole batch.
+    let r = log.read(Offset(4), 1 << 20, Offset(6)).unwrap();
+    assert_eq!(
+        split(&r.records).iter().map(|b| b.0).collect::<Vec<_>>(),
+        vec![3, 5]
+    );
+    // max_bytes smaller than one batch still gives one batch.
+    let r = log.read(Offset(0), 1, Offset(6)).unwrap();
+    assert_eq!(split(&r.records).len(), 1);
+    // The upper bound is never crossed; a batch reaching it is left out.
+    let r = log.read(Offset(0), 1 << 20, Offset(4)).unwrap();
+    assert_eq!(
+        split(&r.records).iter().map(|b| b.0).collect::<Vec<_>>(),
+        vec![0]
+    );
+    assert!(log
+        .read(Offset(3), 1 << 20, Offset(3))
+        .unwrap()
+        .records
+        .is_empty());
+    assert!(log
+        .read(Offset(6), 1 << 20, Offset(6))
+        .unwrap()
+        .records
+        .is_empty());
+    assert!(matches!(
+        log.read(Offset(7), 10, Offset(7)),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    assert_eq!(log.latest_epoch(), Some(E));
+    assert_eq!(log.end_offset_for_epoch(E), Some((E, Offset(6))));
+}
+
+#[test]
+fn invalid_batches_are_rejected_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), "t-0", tiny(1 << 20)).unwrap();
+    let mut good_then_bad = batch(1, 1, 10, 0);
+    let mut bad = batch(1, 2, 10, 0);
+    bad[70] ^= 0xff;
+    good_then_bad.extend(bad);
+    let err = log.append(&mut good_then_bad, E, 0).unwrap_err();
+    assert!(
+        matches!(err, LogError::InvalidBatch { position: 71, .. }),
+        "{err}"
+    );
+    assert_eq!(log.log_end_offset(), Offset(0));
+    let mut wrong_magic = batch(1, 1, 10, 0);
+    wrong_magic[16] = 1;
+    assert!(matches!(
+        log.append(&mut wrong_magic, E, 0),
+        Err(LogError::InvalidBatch { .. })
+    ));
+    assert!(matches!(
+        log.append(&mut [], E, 0),
+        Err(LogError::InvalidBatch { .. })
+    ));
+    let mut huge = batch(1, 1, 2 << 20, 0);
+    assert!(matches!(
+        log.append(&mut huge, E, 0),
+        Err(LogError::BatchTooLarge { .. })
+    ));
+}
+
+#[test]
+fn follower_append_keeps_offsets_and_rejects_gaps_and_overlaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut leader = PartitionLog::open(dir.path().join("l"), "l", tiny(1 << 20)).unwrap();
+    let mut follower = PartitionLog::open(dir.path().join("f"), "f", tiny(1 << 20)).unwrap();
+    leader
+        .append(&mut batch(2, 1, 10, 0), LeaderEpoch(3), 0)
+        .unwrap();
+    leader
+        .append(&mut batch(2, 1, 10, 0), LeaderEpoch(5), 0)
+        .unwrap();
+    let all = leader.read(Offset(0), 1 << 20, Offset(4)).unwrap().records;
+    let batches = split(&all);
+    assert!(matches!(
+        follower.append_as_follower(&batches[1].1, 0),
+        Err(LogError::FollowerGap { .. })
+    ));
+    follower.append_as_follower(&all, 0).unwrap();
+    assert!(matches!(
+        follower.append_as_follower(&batches[1].1, 0),
+        Err(LogError::FollowerOverlap { .. })
+    ));
+    assert_eq!(follower.log_end_offset(), Offset(4));
+    assert_eq!(
+        follower.epoch_entries(),
+        &[(LeaderEpoch(3), Offset(0)), (LeaderEpoch(5), Offset(2))]
+    );
+    assert_eq!(
+        follower.end_offset_for_epoch(LeaderEpoch(4)),
+        Some((LeaderEpoch(3), Offset(2)))
+    );
+}
+
+#[test]
+fn rolls_leave_exact_files_and_reopen_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t-0");
+    // Each batch is 61 + 39 = 100 bytes; 250-byte segments hold two.
+    let mut log = PartitionLog::open(&path, "t-0", tiny(250)).unwrap();
+    for i in 0..5 {
+        log.append(&mut batch(2, i, 39, 100 + i64::from(i)), E, 0)
+            .unwrap();
+    }
+    assert_eq!(log.segment_bases(), vec![Offset(0), Offset(4), Offset(8)]);
+    let lens: Vec<u64> = [0, 4]
+        .iter()
+        .map(|&b| {
+            std::fs::metadata(path.join(format!("{b:020}.log")))
+                .unwrap()
+                .len()
+        })
+        .collect();
+    assert_eq!(lens, vec![200, 200], "rolled segments are trimmed");
+    assert_eq!(
+        std::fs::metadata(path.join(format!("{:020}.log", 8)))
+            .unwrap()
+            .len(),
+        250,
+        "the active segment is sized to segment.bytes"
+    );
+    assert!(log.mapped_segments() <= 2);
+    let r = log.read(Offset(5), 1 << 20, Offset(10)).unwrap();
+    assert_eq!(
+        split(&r.records).iter().map(|b| b.0).collect::<Vec<_>>(),
+        vec![4, 6]
+    );
+    log.close().unwrap();
+    assert_eq!(
+        files(&path),
+        expected_files(
+            &[0, 4, 8],
+            &[
+                ".clean-shutdown",
+                "leader-epoch-checkpoint",
+                "recovery-point"
+            ]
+        )
+    );
+    assert_eq!(
+        std::fs::metadata(path.join(format!("{:020}.log", 8)))
+            .unwrap()
+            .len(),
+        100
+    );
+    let mut log = PartitionLog::open(&path, "t-0", tiny(250)).unwrap();
+    assert_eq!(log.log_end_offset(), Offset(10));
+    assert_eq!(
+        files(&path),
+        expected_files(&[0, 4, 8], &["leader-epoch-checkpoint", "recovery-point"])
+    );
+    log.append(&mut batch(1, 9, 39, 200), E, 0).unwrap();
+    assert_eq!(log.segment_bases(), vec![Offset(0), Offset(4), Offset(8)]);
+    let r = log.read(Offset(8), 1 << 20, Offset(11)).unwrap();
+    assert_eq!(
+        split(&r.records).iter().map(|b| b.0).collect::<Vec<_>>(),
+        vec![8, 10]
+    );
+    assert_eq!(
+        log.offset_for_timestamp(103).unwrap().map(|t| t.offset),
+        Some(Offset(6))
+    );
+    assert_eq!(
+        log.offset_for_timestamp(150)
+            .unwrap()
+            .map(|t| (t.offset, t.timestamp)),
+        Some((Offset(10), 200))
+    );
+    assert_eq!(log.offset_for_timestamp(201).unwrap(), None);
+}
+
+#[test]
+fn retention_by_time_and_size_deletes_whole_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t-0");
+    let mut log = PartitionLog::open(&path, "t-0", tiny(250)).unwrap();
+    for i in 0..6 {
+        // Timestamps 1000, 1000, 2000, 2000, 3000, 3000: two batches per segment.
+        log.append(&mut batch(1, i, 39, 1000 * (1 + i64::from(i) / 2)), E, 0)
+            .unwrap();
+    }
+    assert_eq!(log.segment_bases(), vec![Offset(0), Offset(2), Offset(4)]);
+    let mut cfg = log.config().clone();
+    cfg.retention_ms = Some(1000);
+    log.set_config(cfg.clone());
+    assert_eq!(log.enforce_retention(3000).unwrap(), 1); // segment 0 (max ts 1000 < 2000)
+    assert_eq!(log.log_start_offset(), Offset(2));
+    assert!(matches!(
+        log.read(Offset(1), 10, Offset(6)),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    assert_eq!(
+        files(&path),
+        expected_files(&[2, 4], &["leader-epoch-checkpoint"])
+    );
+    // Everything expired: the active segment is rolled and deleted too.
+    assert_eq!(log.enforce_retention(10_000).unwrap(), 2);
+    assert_eq!(log.segment_bases(), vec![Offset(6)]);
+    assert_eq!(
+        (log.log_start_offset(), log.log_end_offset()),
+        (Offset(6), Offset(6))
+    );
+    assert_eq!(
+        files(&path),
+        expected_files(&[6], &["leader-epoch-checkpoint"])
+    );
+
+    cfg.retention_ms = None;
+    cfg.retention_bytes = Some(250);
+    log.set_config(cfg);
+    for i in 0..6 {
+        log.append(&mut batch(1, i, 39, 0), E, 0).unwrap();
+    }
+    // Segments 6, 8 and the active 10, 200 bytes each: only 6 can go while keeping >= 250.
+    assert_eq!(log.enforce_retention(0).unwrap(), 1);
+    assert_eq!(log.segment_bases(), vec![Offset(8), Offset(10)]);
+    assert_eq!(log.log_start_offset(), Offset(8));
+}
+
+#[test]
+fn truncation_and_delete_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t-0");
+    let mut log = PartitionLog::open(&path, "t-0", tiny(250)).unwrap();
+    for i in 0..5 {
+        log.append(&mut batch(2, i, 39, 0), LeaderEpoch(i32::from(i)), 0)
+            .unwrap();
+    }
+    // A reader holds a view into a segment that truncation will rewrite.
+    let held = log.read(Offset(4), 1 << 20, Offset(10)).unwrap().records;
+    let held_copy = held.to_vec();
+    // Offset 5 is inside batch 4..5: the whole batch goes.
+    log.truncate_to(Offset(5)).unwrap();
+    assert_eq!(log.log_end_offset(), Offset(4));
+    assert_eq!(log.segment_bases(), vec![Offset(0), Offset(4)]);
+    assert_eq!(log.latest_epoch(), Some(LeaderEpoch(1)));
+    assert_eq!(
+        &held[..],
+        &held_copy[..],
+        "views are never changed under a reader"
+    );
+    assert_eq!(
+        files(&path),
+        expected_files(&[0, 4], &["leader-epoch-checkpoint"])
+    );
+    assert_eq!(
+        std::fs::metadata(path.join(format!("{:020}.log", 4)))
+            .unwrap()
+            .len(),
+        250
+    );
+    log.append(&mut batch(3, 7, 10, 0), LeaderEpoch(9), 0)
+        .unwrap();
+    let r = log.read(Offset(4), 1 << 20, Offset(10)).unwrap();
+    assert_eq!(
+        split(&r.records).iter().map(|b| b.0).collect::<Vec<_>>(),
+        vec![4]
+    );
+    assert_eq!(log.log_end_offset(), Offset(7));
+
+    // Truncating inside the active segment with no views alive rewinds in place.
+    log.truncate_to(Offset(4)).unwrap();
+    assert_eq!(log.log_end_offset(), Offset(4));
+    log.append(&mut batch(1, 8, 10, 0), LeaderEpoch(9), 0)
+        .unwrap();
+    assert_eq!(log.log_end_offset(), Offset(5));
+
+    log.delete_records_before(Offset(3)).unwrap();
+    assert_eq!(log.log_start_offset(), Offset(3));
+    assert_eq!(
+        log.segment_bases(),
+        vec![Offset(0), Offset(4)],
+        "segment 0 still holds 3"
+    );
+    let r = log.read(Offset(3), 1 << 20, Offset(5)).unwrap();
+    assert_eq!(split(&r.records)[0].0, 2, "the batch containing offset 3");
+    log.delete_records_before(Offset(4)).unwrap();
+    assert_eq!(log.segment_bases(), vec![Offset(4)]);
+    assert!(matches!(
+        log.delete_records_before(Offset(6)),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    log.close().unwrap();
+    let mut log = PartitionLog::open(&path, "t-0", tiny(250)).unwrap();
+    assert_eq!(
+        (log.log_start_offset(), log.log_end_offset()),
+        (Offset(4), Offset(5))
+    );
+
+    log.truncate_fully_and_start_at(Offset(100)).unwrap();
+    assert_eq!(
+        (log.log_start_offset(), log.log_end_offset()),
+        (Offset(100), Offset(100))
+    );
+    assert_eq!(log.latest_epoch(), None);
+    assert_eq!(
+        files(&path),
+        expected_files(
+            &[100],
+            &[
+                "leader-epoch-checkpoint",
+                "log-start-offset",
+                "recovery-point"
+            ]
+        )
+    );
+    log.append(&mut batch(1, 1, 10, 0), E, 0).unwrap();
+    assert_eq!(log.log_end_offset(), Offset(101));
+    log.delete().unwrap();
+    assert!(!path.exists());
+}
+
+#[test]
+fn corrupt_byte_in_an_older_segment_is_an_error_on_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t-0");
+    let mut log = PartitionLog::open(&path, "t-0", tiny(250)).unwrap();
+    for i in 0..5 {
+        log.append(&mut batch(2, i, 39, 0), E, 0).unwrap();
+    }
+    log.close().unwrap();
+    let seg0 = path.join(format!("{:020}.log", 0));
+    let mut bytes = std::fs::read(&seg0).unwrap();
+    bytes[150] ^= 0x40;
+    std::fs::write(&seg0, bytes).unwrap();
+    // Cleanly closed: segment 0 is not rescanned on open, the damage shows on read.
+    let log = PartitionLog::open(&path, "t-0", tiny(250)).unwrap();
+    assert_eq!(log.log_end_offset(), Offset(10));
+    assert!(log.read(Offset(0), 1, Offset(10)).is_ok());
+    let err = log.read(Offset(2), 1 << 20, Offset(10)).unwrap_err();
+    match err {
+        LogError::Corrupt { file, position, .. } => {
+            assert_eq!((file, position), (seg0, 100));
+        }
+        other => panic!("expected Corrupt, got {other}"),
+    }
+}
+
+#[test]
+fn segment_ms_rolls_on_tick_and_flush_policies_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = tiny(1 << 20);
+    cfg.segment_ms = Some(1000);
+    cfg.flush_ms = Some(10);
+    cfg.flush_messages = Some(2);
+    let mut log = PartitionLog::open(dir.path(), "t-0", cfg).unwrap();
+    log.append(&mut batch(1, 1, 10, 0), E, 5_000).unwrap();
+    log.tick(5_500).unwrap();
+    assert_eq!(log.segment_bases(), vec![Offset(0)]);
+    log.tick(6_000).unwrap();
+    assert_eq!(log.segment_bases(), vec![Offset(0), Offset(1)]);
+    log.tick(6_001).unwrap(); // fsyncs the rolled segment
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("recovery-point"))
+            .unwrap()
+            .lines()
+            .nth(2),
+        Some("1")
+    );
+    log.append(&mut batch(3, 1, 10, 0), E, 6_100).unwrap();
+    log.tick(7_000).unwrap();
+}
+
+#[test]
+fn many_segments_keep_a_bounded_number_mapped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), "t-0", tiny(250)).unwrap();
+    for i in 0..40 {
+        log.append(&mut batch(1, i, 39, 0), E, 0).unwrap();
+    }
+    for from in 0..40 {
+        let r = log.read(Offset(from), 1 << 20, Offset(40)).unwrap();
+        assert_eq!(split(&r.records)[0].0, from);
+        assert!(log.mapped_segments() <= 2);
+    }
+}
+
+#[test]
+fn unclean_open_rescans_only_from_the_recovery_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t-0");
+    let mut log = PartitionLog::open(&path, "t-0", tiny(250)).unwrap();
+    for i in 0..5 {
+        log.append(&mut batch(2, i, 39, 0), E, 0).unwrap();
+    }
+    log.flush().unwrap(); // segments 0 and 4 are durable; 8 is active
+    log.append(&mut batch(2, 9, 39, 0), E, 0).unwrap(); // offsets 10..11 in segment 8
+    drop(log); // crash
+               // Damage below the recovery point (not rescanned) and in the active segment.
+    let flip = |base: i64, at: usize| {
+        let p = path.join(format!("{base:020}.log"));
+        let mut bytes = std::fs::read(&p).unwrap();
+        bytes[at] ^= 0x01;
+        std::fs::write(&p, bytes).unwrap();
+    };
+    flip(4, 130);
+    flip(8, 150); // inside the batch at 100..200 (offsets 10..11)
+    std::fs::remove_file(path.join(format!("{:020}.index", 0))).unwrap();
+    let log = PartitionLog::open(&path, "t-0", tiny(250)).unwrap();
+    assert_eq!(
+        log.log_end_offset(),
+        Offset(10),
+        "the damaged active batch is cut"
+    );
+    assert_eq!(log.segment_bases(), vec![Offset(0), Offset(4), Offset(8)]);
+    assert!(matches!(
+        log.read(Offset(6), 1 << 20, Offset(10)),
+        Err(LogError::Corrupt { .. })
+    ));
+    // Segment 0's missing index is rebuilt when it is first read.
+    let r = log.read(Offset(2), 1 << 20, Offset(10)).unwrap();
+    assert_eq!(
+        split(&r.records).iter().map(|b| b.0).collect::<Vec<_>>(),
+        vec![2]
+    );
+}
+
+#[test]
+fn partition_log_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<PartitionLog>();
+}
