@@ -1,6 +1,7 @@
 //! The state one broker process shares between its connections and background tasks.
 
 use crate::config::Config;
+use crate::metrics::BrokerMetrics;
 use crate::partition::PartitionManager;
 use crate::purgatory::Purgatory;
 use controller::client::ControllerSet;
@@ -34,6 +35,7 @@ pub struct Broker {
     pub admin_controllers: Mutex<ControllerSet>,
     /// The group coordinator (set once by [`crate::group_log::start`] in `run`).
     pub groups: std::sync::OnceLock<group::Coordinator>,
+    pub metrics: BrokerMetrics,
 }
 
 impl Broker {
@@ -52,6 +54,7 @@ impl Broker {
             purgatory: Purgatory::new(MAX_WAITERS),
             admin_controllers,
             groups: std::sync::OnceLock::new(),
+            metrics: BrokerMetrics::new(),
             config,
         }
     }

@@ -36,6 +36,14 @@ pub struct Config {
     pub replica_lag_time_max: Duration,
     /// The longest an admin request waits for its change to reach this broker's image.
     pub metadata_max_wait: Duration,
+    /// Where `GET /metrics` is served (Prometheus text format); `None`: nowhere.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Partitions of `__consumer_offsets` when this broker creates it (Kafka:
+    /// `offsets.topic.num.partitions`, 50). Must be the same on every broker.
+    pub offsets_topic_partitions: i32,
+    /// A led `__consumer_offsets` partition is compacted once it holds this many records
+    /// since its log start and its last compaction.
+    pub offsets_compact_after_records: i64,
 }
 
 /// A configuration problem, naming the flag.
@@ -192,6 +200,18 @@ impl Config {
         }
         if self.max_frame_bytes < 1024 {
             return Err(invalid("max-frame-bytes", "must be at least 1024"));
+        }
+        if !(1..=1000).contains(&self.offsets_topic_partitions) {
+            return Err(invalid(
+                "offsets-topic-partitions",
+                "must be between 1 and 1000",
+            ));
+        }
+        if self.offsets_compact_after_records < 100 {
+            return Err(invalid(
+                "offsets-compact-after-records",
+                "must be at least 100",
+            ));
         }
         if self.replica_lag_time_max <= self.heartbeat_interval {
             return Err(invalid(

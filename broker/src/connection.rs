@@ -6,12 +6,14 @@
 //! long-poll, a forwarded admin request) runs as a task. The tasks' handles go through a
 //! bounded queue of `max_inflight_requests` to the writer, which awaits them in order, so
 //! responses leave in request order and a client cannot have more requests in flight.
+//! Each request is counted, with its bytes and latency, in [`crate::metrics`].
 
 use crate::api::{self, Reply};
 use crate::broker::Broker;
 use bytes::BytesMut;
 use protocol::frame::take_frame;
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
@@ -69,12 +71,19 @@ impl Connection {
                     Ok(None) => break,
                     Err(e) => break 'conn Err(e.into()),
                 };
+                let started = Instant::now();
+                let key = frame
+                    .get(..2)
+                    .map_or(-1, |k| i16::from_be_bytes([k[0], k[1]]));
+                let metrics = &self.broker.metrics;
+                metrics.bytes_in.add(frame.len() as u64 + 4);
+                metrics.api(key).requests.inc();
                 let reply = match api::dispatch(&self.broker, &self.listener, frame.freeze()).await
                 {
                     Ok(r) => r,
                     Err(e) => break 'conn Err(e.into()),
                 };
-                let handle = tokio::spawn(reply);
+                let handle = tokio::spawn(timed(reply, self.broker.clone(), key, started));
                 if tx.send(InFlight(handle)).await.is_err() {
                     break 'conn Ok(());
                 }
@@ -94,6 +103,21 @@ impl Connection {
         let _ = writer.await;
         result
     }
+}
+
+/// Runs a request's reply and records its latency and response size.
+async fn timed(reply: api::Deferred, broker: Arc<Broker>, key: i16, started: Instant) -> Reply {
+    let reply = reply.await;
+    let metrics = &broker.metrics;
+    match &reply {
+        Reply::Frame(f) => {
+            metrics.api(key).latency.observe(started.elapsed());
+            metrics.bytes_out.add(f.len() as u64);
+        }
+        Reply::None => metrics.api(key).latency.observe(started.elapsed()),
+        Reply::Close => {}
+    }
+    reply
 }
 
 async fn write_responses(mut write: OwnedWriteHalf, mut rx: mpsc::Receiver<InFlight>) {

@@ -12,10 +12,10 @@
 //!   compares the `__consumer_offsets` partitions this broker leads (and at which epoch)
 //!   with those the coordinator serves and calls `become_leader` / `resign`, and tells the
 //!   coordinator about deleted topics. It also compacts led partitions whose logs grew
-//!   past [`COMPACT_AFTER_RECORDS`] (see `gregor_group`'s crate docs: read the log end
-//!   `L`, `write_compaction_snapshot`, then delete every record below `L`). Only the
-//!   leader's log start moves; a follower keeps its older records until it leads and
-//!   compacts itself, which costs space, never correctness.
+//!   past `--offsets-compact-after-records` (default [`COMPACT_AFTER_RECORDS`]; see
+//!   `gregor_group`'s crate docs: read the log end `L`, `write_compaction_snapshot`, then
+//!   delete every record below `L`). Followers move their log start up to the leader's
+//!   as they fetch (bounded by their high watermark), so the old records go everywhere.
 
 use crate::broker::{now_ms, Broker};
 use crate::partition::log_config::min_insync_replicas;
@@ -47,9 +47,10 @@ pub const APPEND_TIMEOUT: Duration = Duration::from_secs(15);
 pub const LOAD_HW_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often leadership of `__consumer_offsets` partitions is compared with the coordinator.
 pub const ROLE_POLL: Duration = Duration::from_millis(200);
-/// A led partition whose log holds more records than this since its log start (and since
-/// its last compaction) is compacted: snapshot of the live keys, then DeleteRecords below
-/// the log end read before the snapshot.
+/// The default of `--offsets-compact-after-records`: a led partition whose log holds more
+/// records than this since its log start (and since its last compaction) is compacted:
+/// snapshot of the live keys, then DeleteRecords below the log end read before the
+/// snapshot.
 pub const COMPACT_AFTER_RECORDS: i64 = 100_000;
 /// Bytes per read while loading a partition.
 const LOAD_READ_BYTES: usize = 1 << 20;
@@ -198,7 +199,7 @@ fn read_committed(part: &Partition, epoch: LeaderEpoch) -> Result<Vec<OffsetsRec
 /// Must run inside the tokio runtime.
 pub fn start(broker: &Arc<Broker>) {
     let config = GroupConfig {
-        offsets_partitions: DEFAULT_OFFSETS_PARTITIONS,
+        offsets_partitions: broker.config.offsets_topic_partitions,
         initial_rebalance_delay_ms: INITIAL_REBALANCE_DELAY_MS,
         ..GroupConfig::default()
     };
@@ -315,7 +316,8 @@ async fn roles(broker: Weak<Broker>, coordinator: Coordinator) {
             match serving.remove(&p) {
                 Some(Served::Loaded(_)) => {
                     serving.insert(p, Served::Loaded(e));
-                    compact_if_large(&b, &coordinator, p, e, &mut compacted_at).await;
+                    let every = b.config.offsets_compact_after_records;
+                    compact_if_large(&b, &coordinator, (p, e), every, &mut compacted_at).await;
                 }
                 Some(Served::Loading(_, load)) if load.is_finished() => match load.await {
                     Ok(Ok(())) => {
@@ -357,12 +359,12 @@ impl Served {
 }
 
 /// Compacts `__consumer_offsets-partition` (led at `epoch`) when its log grew past
-/// [`COMPACT_AFTER_RECORDS`] records since its start and since the last compaction.
+/// `every` records since its start and since the last compaction.
 async fn compact_if_large(
     broker: &Broker,
     coordinator: &Coordinator,
-    partition: i32,
-    epoch: LeaderEpoch,
+    (partition, epoch): (i32, LeaderEpoch),
+    every: i64,
     compacted_at: &mut HashMap<i32, Offset>,
 ) {
     let Some(part) = broker.partitions.get(OFFSETS_TOPIC, partition) else {
@@ -376,7 +378,7 @@ async fn compact_if_large(
         .copied()
         .unwrap_or(pos.log_start_offset)
         .max(pos.log_start_offset);
-    if pos.log_end_offset.0 - since.0 < COMPACT_AFTER_RECORDS {
+    if pos.log_end_offset.0 - since.0 < every {
         return;
     }
     let end = pos.log_end_offset;

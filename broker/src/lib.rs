@@ -19,6 +19,7 @@
 //! - [`purgatory`]: fetch long-polls and acks=all produces waiting with deadlines.
 //! - [`metadata`]: the metadata feed follower and the registration/heartbeat lifecycle.
 //! - [`healthcheck`]: the `gregor-broker healthcheck` probe.
+//! - [`metrics`]: Prometheus metrics, served on `--metrics-listen`.
 //!
 //! [`run`] starts everything and performs a controlled shutdown when `shutdown` completes.
 
@@ -29,6 +30,7 @@ pub mod connection;
 pub mod group_log;
 pub mod healthcheck;
 pub mod metadata;
+pub mod metrics;
 pub mod partition;
 pub mod purgatory;
 pub mod replication;
@@ -58,6 +60,8 @@ pub enum RunError {
         path: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Metrics(#[from] ::metrics::http::BindError),
     #[error("cannot listen on {addr} ({name})")]
     Bind {
         name: String,
@@ -97,7 +101,14 @@ pub async fn run(mut config: Config, shutdown: impl Future) -> Result<(), RunErr
         }
         listeners.push((tcp, Arc::<str>::from(l.name.as_str())));
     }
+    let metrics_listener = match &config.metrics_listen {
+        Some(addr) => Some(::metrics::http::bind(&addr.to_string()).await?),
+        None => None,
+    };
     let broker = Arc::new(Broker::new(config));
+    crate::metrics::install_collector(&broker);
+    let metrics_server =
+        metrics_listener.map(|l| ::metrics::http::spawn(l, broker.metrics.registry.clone()));
     group_log::start(&broker);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (shutdown_req_tx, shutdown_req_rx) = watch::channel(false);
@@ -134,6 +145,9 @@ pub async fn run(mut config: Config, shutdown: impl Future) -> Result<(), RunErr
     let _ = follower.await;
     let _ = ticker.await;
     let _ = replication.await;
+    if let Some(m) = metrics_server {
+        m.abort();
+    }
     let b = broker.clone();
     let _ = tokio::task::spawn_blocking(move || b.partitions.close_all()).await;
     tracing::info!("broker {} stopped", broker.config.node_id);

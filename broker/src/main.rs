@@ -4,6 +4,7 @@
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use gregor_broker::config::build_listeners;
+use gregor_broker::group_log;
 use gregor_broker::Config;
 use protocol::ids::BrokerId;
 use std::path::PathBuf;
@@ -85,6 +86,17 @@ struct RunArgs {
     /// How long a forwarded admin request waits for its change to reach this broker.
     #[arg(long, env = "GREGOR_METADATA_MAX_WAIT_MS", default_value_t = 10_000)]
     metadata_max_wait_ms: u64,
+    /// Serve Prometheus metrics at http://HOST:PORT/metrics (default: no metrics endpoint).
+    #[arg(long, env = "GREGOR_METRICS_LISTEN", value_name = "HOST:PORT")]
+    metrics_listen: Option<std::net::SocketAddr>,
+    /// Partitions of `__consumer_offsets`, created with the first group (Kafka:
+    /// offsets.topic.num.partitions, 50). Use the same value on every broker.
+    #[arg(long, env = "GREGOR_OFFSETS_TOPIC_PARTITIONS", default_value_t = group_log::DEFAULT_OFFSETS_PARTITIONS)]
+    offsets_topic_partitions: i32,
+    /// Compact a `__consumer_offsets` partition this broker leads once it holds this many
+    /// records since its start and its last compaction (at least 100).
+    #[arg(long, env = "GREGOR_OFFSETS_COMPACT_AFTER_RECORDS", default_value_t = group_log::COMPACT_AFTER_RECORDS)]
+    offsets_compact_after_records: i64,
 }
 
 fn required<T>(v: Option<T>, flag: &str) -> anyhow::Result<T> {
@@ -130,6 +142,9 @@ fn config(a: RunArgs) -> anyhow::Result<Config> {
         max_frame_bytes: a.max_frame_bytes,
         replica_lag_time_max: Duration::from_millis(a.replica_lag_time_max_ms),
         metadata_max_wait: Duration::from_millis(a.metadata_max_wait_ms),
+        metrics_listen: a.metrics_listen,
+        offsets_topic_partitions: a.offsets_topic_partitions,
+        offsets_compact_after_records: a.offsets_compact_after_records,
     };
     config.validate()?;
     Ok(config)

@@ -72,6 +72,9 @@ fn env() -> &'static Env {
             max_frame_bytes: MAX_FRAME,
             replica_lag_time_max: Duration::from_secs(2),
             metadata_max_wait: Duration::from_millis(20),
+            metrics_listen: None,
+            offsets_topic_partitions: 12,
+            offsets_compact_after_records: 100_000,
         };
         let broker = Arc::new(Broker::new(config));
         let mut image = MetadataImage::new("fuzz");

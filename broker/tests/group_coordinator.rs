@@ -3,6 +3,8 @@
 //! generation or an unknown member are refused, a good commit is stored; after a
 //! compaction (snapshot + DeleteRecords) and a restart of the broker on the same
 //! directory, the new coordinator loads the partition and serves the committed offset.
+//! The role task compacts by itself a partition that grew past
+//! `offsets_compact_after_records`.
 
 use bytes::Bytes;
 use gregor_broker::broker::Broker;
@@ -38,6 +40,11 @@ fn s(v: &str) -> StrBytes {
 /// A broker (no controllers) leading all `__consumer_offsets` partitions in `dir`, with
 /// its group coordinator started.
 fn broker_at(dir: &Path) -> Arc<Broker> {
+    broker_compacting_at(dir, 100_000)
+}
+
+/// As [`broker_at`], compacting a partition every `compact_after` records.
+fn broker_compacting_at(dir: &Path, compact_after: i64) -> Arc<Broker> {
     let config = Config {
         node_id: BrokerId(1),
         listeners: vec![Listener {
@@ -58,6 +65,9 @@ fn broker_at(dir: &Path) -> Arc<Broker> {
         max_frame_bytes: 1 << 20,
         replica_lag_time_max: Duration::from_secs(2),
         metadata_max_wait: Duration::from_millis(20),
+        metrics_listen: None,
+        offsets_topic_partitions: 12,
+        offsets_compact_after_records: compact_after,
     };
     let broker = Arc::new(Broker::new(config));
     let id = TopicId(uuid::Uuid::from_u128(0x6f));
@@ -211,5 +221,48 @@ async fn commits_are_checked_stored_compacted_and_reloaded() {
     assert_eq!(committed(&broker).await, 42, "reloaded after compaction");
     let part = broker.partitions.get(OFFSETS_TOPIC, p).unwrap();
     assert_eq!(part.leader_positions(-1).unwrap().log_start_offset, end);
+    broker.partitions.close_all();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_role_task_compacts_a_partition_that_grew_past_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = broker_compacting_at(dir.path(), 100);
+    assert_eq!(committed(&broker).await, -1);
+    let c = broker.groups.get().unwrap().clone();
+    let code =
+        |r: kafka_protocol::messages::OffsetCommitResponse| r.topics[0].partitions[0].error_code;
+    // Commits of a consumer outside any group (generation -1), one record each.
+    for offset in 1..=250 {
+        assert_eq!(
+            code(c.offset_commit(8, &commit_req(-1, "", offset)).await),
+            0
+        );
+    }
+    let p = c.partition_for(GROUP);
+    let part = broker.partitions.get(OFFSETS_TOPIC, p).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let start = loop {
+        let pos = part.leader_positions(-1).unwrap();
+        if pos.log_start_offset > Offset(0) {
+            break pos.log_start_offset;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not compacted: log {}..{}",
+            pos.log_start_offset,
+            pos.log_end_offset
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(start >= Offset(100), "compacted below {start}");
+    assert_eq!(committed(&broker).await, 250);
+
+    broker.partitions.close_all();
+    drop(c);
+    drop(part);
+    drop(broker);
+    let broker = broker_compacting_at(dir.path(), 100);
+    assert_eq!(committed(&broker).await, 250, "reloaded after compaction");
     broker.partitions.close_all();
 }

@@ -18,6 +18,8 @@ pub const EXTERNAL_LISTENER: &str = "EXTERNAL";
 pub const INTERNAL_LISTENER: &str = "INTERNAL";
 /// The address key of a controller's control-protocol listener.
 pub const CONTROL_ADDRESS: &str = "control";
+/// The address key of a node's Prometheus endpoint (`http://ADDR/metrics`).
+pub const METRICS_ADDRESS: &str = "metrics";
 
 /// A node's role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,7 +56,8 @@ pub struct NodeEntry {
     pub id: i64,
     /// The pid of the last start; may be stale (always check before signalling it).
     pub pid: Option<u32>,
-    /// `control` for a controller; listener name → `host:port` for a broker.
+    /// `control` for a controller; listener name → `host:port` for a broker; `metrics` for
+    /// both (absent in files written before metrics existed).
     pub addresses: BTreeMap<String, String>,
     pub data_dir: PathBuf,
     /// Where the node's stdout and stderr go (appended on every start).

@@ -86,6 +86,9 @@ pub struct Config {
     /// Replication factor of a created topic that does not say (default: min(3, live brokers)).
     #[arg(long, env = "GREGOR_DEFAULT_REPLICATION_FACTOR")]
     pub default_replication_factor: Option<i16>,
+    /// Serve Prometheus metrics at http://HOST:PORT/metrics (default: no metrics endpoint).
+    #[arg(long, env = "GREGOR_METRICS_LISTEN", value_name = "HOST:PORT")]
+    pub metrics_listen: Option<String>,
 }
 
 /// A setting that is invalid on its own or against another.
@@ -146,6 +149,10 @@ impl Config {
                 ),
             );
         }
+        let port = |a: &str| a.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok());
+        if let Some(m) = self.metrics_listen.as_deref().filter(|m| port(m).is_none()) {
+            return bad("metrics-listen", format!("`{m}` is not host:port"));
+        }
         if self.snapshot_every == 0 {
             return bad("snapshot-every", "must be at least 1");
         }
@@ -191,6 +198,7 @@ mod tests {
             raft_election_timeout_ms: 400,
             default_partitions: 1,
             default_replication_factor: None,
+            metrics_listen: None,
         }
     }
 
@@ -223,5 +231,10 @@ mod tests {
         let mut c = config();
         c.raft_heartbeat_ms = 300;
         assert_eq!(c.validate().unwrap_err().flag, "raft-heartbeat-ms");
+        let mut c = config();
+        c.metrics_listen = Some("127.0.0.1".into());
+        assert_eq!(c.validate().unwrap_err().flag, "metrics-listen");
+        c.metrics_listen = Some("0.0.0.0:9100".into());
+        assert!(c.validate().is_ok());
     }
 }

@@ -19,6 +19,7 @@
 //! - [`server`] — the framed TCP listener shared by brokers and peer controllers.
 //! - [`quorum`] — DescribeQuorum.
 //! - [`client`] — `ControlClient` / `ControllerSet`, used by brokers, the CLI and peers.
+//! - [`metrics`] — Prometheus metrics, served on `--metrics-listen`.
 //!
 //! [`run`] wires these together; `main.rs` only parses flags.
 
@@ -29,6 +30,7 @@ pub mod decide;
 pub mod failover;
 pub mod feed;
 pub mod meta_dir;
+pub mod metrics;
 pub mod quorum;
 pub mod raft;
 pub mod server;
@@ -60,6 +62,8 @@ pub enum ControllerError {
     RaftConfig(String),
     #[error("openraft failed: {0}")]
     Raft(String),
+    #[error(transparent)]
+    Metrics(#[from] ::metrics::http::BindError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -119,6 +123,10 @@ pub async fn run(
             addr: config.listen.clone(),
             source,
         })?;
+    let metrics_listener = match &config.metrics_listen {
+        Some(addr) => Some(::metrics::http::bind(addr).await?),
+        None => None,
+    };
     let voters: BTreeMap<u64, String> = config
         .voters
         .iter()
@@ -141,6 +149,10 @@ pub async fn run(
     let lease = Duration::from_millis(config.raft_election_timeout_ms * 2);
     let leader_watch = Arc::new(failover::LeaderWatch::default());
     let voter_ids: Vec<u64> = voters.keys().copied().collect();
+    let metrics_server = metrics_listener.map(|l| {
+        let registry = crate::metrics::registry(raft.clone(), feed.clone(), voter_ids.clone());
+        ::metrics::http::spawn(l, registry)
+    });
     let failover = tokio::spawn(failover::watch(
         raft.clone(),
         leader_watch.clone(),
@@ -171,6 +183,9 @@ pub async fn run(
     controller.abort();
     watcher.abort();
     failover.abort();
+    if let Some(m) = metrics_server {
+        m.abort();
+    }
     let _ = raft.shutdown().await;
     Ok(())
 }

@@ -5,10 +5,13 @@
 //! - [`control`]: the internal broker <-> controller and controller <-> controller protocol,
 //!   including metadata records and the metadata image.
 //! - [`kafka`]: the Kafka API surface Gregor serves, over the `kafka-protocol` crate.
+//! - [`splice`]: response frames whose record data is not copied (fetch), as pieces for a
+//!   vectored write.
 
 pub mod control;
 pub mod frame;
 pub mod ids;
 pub mod kafka;
+pub mod splice;
 
 pub use kafka_protocol;

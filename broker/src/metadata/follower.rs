@@ -39,6 +39,8 @@ pub async fn run(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
         match result {
             Ok(ControlResponse::FetchMetadata(resp)) => {
                 backoff = Duration::from_millis(50);
+                let committed = i64::try_from(resp.committed.0).unwrap_or(i64::MAX);
+                broker.metrics.metadata_committed.set_max(committed);
                 if resp.snapshot.is_none() && resp.batches.is_empty() {
                     continue;
                 }
@@ -59,6 +61,9 @@ pub async fn run(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
                 }
                 let next = Arc::new(next);
                 log_broker_changes(&broker, &image, &next);
+                broker
+                    .metrics
+                    .count_isr_changes(broker.config.node_id, &image, &next);
                 broker.publish_image(next.clone());
                 let b = broker.clone();
                 // Only an image at the committed offset may explain every directory on disk.

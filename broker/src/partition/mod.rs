@@ -21,8 +21,8 @@ pub mod partition;
 pub mod replica;
 
 pub use partition::{
-    Appended, FollowerView, IsrChange, Partition, PartitionError, Positions, ReadResult, Reader,
-    Role,
+    Appended, FollowerFetch, FollowerView, IsrChange, Partition, PartitionError, Positions,
+    ReadResult, Reader, Role,
 };
 
 use protocol::control::MetadataImage;

@@ -439,6 +439,17 @@ impl Partition {
 }
 
 /// What the replica fetcher needs to know about a follower replica.
+/// What a follower got for one partition from the leader's fetch response.
+#[derive(Clone, Copy, Debug)]
+pub struct FollowerFetch<'a> {
+    /// Record batches, with the leader's offsets and epochs.
+    pub records: &'a [u8],
+    /// The leader's high watermark.
+    pub leader_hw: Offset,
+    /// The leader's log start offset.
+    pub leader_log_start: Offset,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FollowerView {
     pub leader: Option<BrokerId>,
@@ -523,22 +534,28 @@ impl Partition {
         Ok(())
     }
 
-    /// Appends batches fetched from the leader (keeping their offsets and epochs) and
-    /// takes the high watermark `min(leader_hw, own log end)`. Returns the new log end.
+    /// Appends batches fetched from the leader (keeping their offsets and epochs), takes
+    /// the high watermark `min(leader_hw, own log end)`, and moves the log start up to the
+    /// leader's (as far as that high watermark), so that records the leader deleted
+    /// (retention, DeleteRecords, the compaction of `__consumer_offsets`) go here too.
+    /// Returns the new log end.
     pub fn append_as_follower(
         &self,
         leader_epoch: LeaderEpoch,
-        records: &[u8],
-        leader_hw: Offset,
+        fetched: FollowerFetch<'_>,
         now_ms: i64,
     ) -> Result<Offset, PartitionError> {
         let mut g = lock(&self.inner);
         let (log, hw) = self.follower_check(&mut g, leader_epoch)?;
-        if !records.is_empty() {
-            log.append_as_follower(records, now_ms)?;
+        if !fetched.records.is_empty() {
+            log.append_as_follower(fetched.records, now_ms)?;
         }
         let end = log.log_end_offset();
-        *hw = leader_hw.min(end).max(log.log_start_offset());
+        *hw = fetched.leader_hw.min(end).max(log.log_start_offset());
+        let start = fetched.leader_log_start.min(*hw);
+        if start > log.log_start_offset() {
+            log.delete_records_before(start)?;
+        }
         Ok(end)
     }
 

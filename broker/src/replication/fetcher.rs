@@ -16,7 +16,7 @@
 use super::client::{BrokerConnection, ClientError};
 use super::truncation::{truncation_point, LeaderAnswer};
 use crate::broker::{now_ms, Broker};
-use crate::partition::{FollowerView, Partition, PartitionError};
+use crate::partition::{FollowerFetch, FollowerView, Partition, PartitionError};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
@@ -335,8 +335,12 @@ impl State {
         match error {
             None => {
                 let records = pd.records.as_deref().unwrap_or(&[]);
-                match p.append_as_follower(v.leader_epoch, records, Offset(pd.high_watermark), now)
-                {
+                let fetched = FollowerFetch {
+                    records,
+                    leader_hw: Offset(pd.high_watermark),
+                    leader_log_start: Offset(pd.log_start_offset),
+                };
+                match p.append_as_follower(v.leader_epoch, fetched, now) {
                     Ok(_) => {}
                     Err(PartitionError::Log(e)) => {
                         // The log no longer lines up with the leader's: find out again where.

@@ -2,7 +2,7 @@
 //! fetcher does with what the leader's fetch path returns.
 
 use super::truncation::{truncation_point, LeaderAnswer};
-use crate::partition::{Partition, Reader};
+use crate::partition::{FollowerFetch, Partition, Reader};
 use protocol::control::{PartitionState, TopicConfigs};
 use protocol::ids::TopicPartition;
 use protocol::ids::{BrokerId, LeaderEpoch, Offset, PartitionEpoch, PartitionIndex, TopicId};
@@ -53,8 +53,13 @@ fn fetch_once(leader: &Partition, follower: &Partition, id: BrokerId, now: i64) 
             now,
         )
         .unwrap();
+    let fetched = FollowerFetch {
+        records: &r.records,
+        leader_hw: r.high_watermark,
+        leader_log_start: r.log_start_offset,
+    };
     follower
-        .append_as_follower(v.leader_epoch, &r.records, r.high_watermark, now)
+        .append_as_follower(v.leader_epoch, fetched, now)
         .unwrap();
 }
 
@@ -83,6 +88,52 @@ fn a_follower_copies_the_log_and_the_high_watermark_follows() {
     assert!(leader
         .read(Reader::Follower(B2), 0, 5, 1 << 20, 1_300)
         .is_err());
+}
+
+#[test]
+fn records_the_leader_deletes_are_deleted_on_the_follower_too() {
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let s = state(B1, 1, &[B1, B2]);
+    let leader = replica(d1.path(), B1, &s);
+    let follower = replica(d2.path(), B2, &s);
+    produce(&leader, 5);
+    fetch_once(&leader, &follower, B2, 1_100);
+    fetch_once(&leader, &follower, B2, 1_200);
+    assert_eq!(follower.follower_view().unwrap().high_watermark, Offset(5));
+    // DeleteRecords (the coordinator's compaction of `__consumer_offsets`) on the leader.
+    assert_eq!(
+        leader.delete_records_before(-1, Offset(3)).unwrap(),
+        Offset(3)
+    );
+    produce(&leader, 1);
+    fetch_once(&leader, &follower, B2, 1_300);
+    let v = follower.follower_view().unwrap();
+    assert_eq!(v.log_start_offset, Offset(3));
+    assert_eq!(v.log_end_offset, Offset(6));
+}
+
+#[test]
+fn a_follower_never_deletes_past_its_own_high_watermark() {
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let s = state(B1, 1, &[B1, B2]);
+    let leader = replica(d1.path(), B1, &s);
+    let follower = replica(d2.path(), B2, &s);
+    produce(&leader, 4);
+    fetch_once(&leader, &follower, B2, 1_100);
+    // The follower has the records but not yet the high watermark that covers them.
+    assert_eq!(follower.follower_view().unwrap().high_watermark, Offset(0));
+    let fetched = FollowerFetch {
+        records: &[],
+        leader_hw: Offset(0),
+        leader_log_start: Offset(4),
+    };
+    follower
+        .append_as_follower(LeaderEpoch(1), fetched, 1_200)
+        .unwrap();
+    assert_eq!(
+        follower.follower_view().unwrap().log_start_offset,
+        Offset(0)
+    );
 }
 
 #[test]

@@ -11,7 +11,7 @@ use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, RequestHeader, Respon
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 use protocol::frame::{put_frame, take_frame};
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI16, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -37,6 +37,9 @@ pub struct Connection {
     closed: Arc<AtomicBool>,
     next_correlation_id: AtomicI32,
     in_flight: Semaphore,
+    /// The highest Fetch version whose responses decode (lowered for a broker that sends
+    /// tags its version does not have, as tansu 0.6.0 does at v12).
+    fetch_max: AtomicI16,
     /// api key → (min, max) the broker supports.
     versions: BTreeMap<i16, (i16, i16)>,
     reader: tokio::task::JoinHandle<()>,
@@ -83,6 +86,7 @@ impl Connection {
             closed,
             next_correlation_id: AtomicI32::new(1),
             in_flight: Semaphore::new(MAX_IN_FLIGHT),
+            fetch_max: AtomicI16::new(i16::MAX),
             versions: BTreeMap::new(),
             reader,
         };
@@ -124,6 +128,17 @@ impl Connection {
             .iter()
             .map(|k| (k.api_key, (k.min_version, k.max_version)))
             .collect())
+    }
+
+    /// The highest Fetch version to ask for, at most `max`.
+    pub fn fetch_max(&self, max: i16) -> i16 {
+        max.min(self.fetch_max.load(Ordering::Relaxed))
+    }
+
+    /// Remembers that Fetch responses at `failed` did not decode, so later fetches ask
+    /// for an older version.
+    pub fn lower_fetch_max(&self, failed: i16) {
+        self.fetch_max.fetch_min(failed - 1, Ordering::Relaxed);
     }
 
     /// The highest version of `R` both sides speak, at most `max`.

@@ -26,6 +26,8 @@ use tokio::time::Instant;
 
 const PRODUCE_MAX_VERSION: i16 = 11;
 const FETCH_MAX_VERSION: i16 = 12;
+/// The last Fetch version without tagged fields.
+const FETCH_RIGID_MAX_VERSION: i16 = 11;
 const LIST_OFFSETS_MAX_VERSION: i16 = 7;
 const CREATE_TOPICS_MAX_VERSION: i16 = 7;
 const DELETE_TOPICS_MAX_VERSION: i16 = 5;
@@ -203,7 +205,17 @@ pub async fn fetch_on(
     req.session_epoch = -1;
     req.topics = vec![ft];
     let limit = Duration::from_millis(max_wait_ms.max(0) as u64) + REQUEST_TIMEOUT;
-    let (resp, _) = conn.call(&req, FETCH_MAX_VERSION, limit).await?;
+    let v = conn.version::<FetchRequest>(conn.fetch_max(FETCH_MAX_VERSION))?;
+    let resp = match conn.call_at(&req, v, limit).await {
+        // A response that does not decode at a flexible version (tansu 0.6.0 puts a v16
+        // tag into v12 responses): ask again, and from now on, at the last rigid version.
+        Err(KafkaError::Protocol { .. }) if v > FETCH_RIGID_MAX_VERSION => {
+            conn.lower_fetch_max(FETCH_RIGID_MAX_VERSION + 1);
+            let v = conn.version::<FetchRequest>(conn.fetch_max(FETCH_MAX_VERSION))?;
+            conn.call_at(&req, v, limit).await?
+        }
+        other => other?,
+    };
     if let Some(e) = KafkaError::api(format!("fetch from {topic}"), resp.error_code, None) {
         return Err(e);
     }

@@ -3,6 +3,7 @@
 
 use crate::cluster_file::{
     ClusterFile, NodeEntry, Role, CONTROL_ADDRESS, EXTERNAL_LISTENER, INTERNAL_LISTENER,
+    METRICS_ADDRESS,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,14 +18,15 @@ pub struct PlanInput {
     pub brokers: u32,
     pub controller_bin: PathBuf,
     pub broker_bin: PathBuf,
-    /// Free loopback ports: one per controller, then two (internal, external) per broker.
+    /// Free loopback ports: one per controller, then three (internal, external, metrics)
+    /// per broker, then the controllers' metrics ports.
     pub ports: Vec<u16>,
 }
 
 impl PlanInput {
     /// How many ports [`plan`] needs.
     pub fn ports_needed(controllers: u32, brokers: u32) -> usize {
-        controllers as usize + 2 * brokers as usize
+        2 * controllers as usize + 3 * brokers as usize
     }
 }
 
@@ -43,7 +45,7 @@ pub fn plan(input: &PlanInput) -> ClusterFile {
     assert_eq!(
         input.ports.len(),
         PlanInput::ports_needed(input.controllers, input.brokers),
-        "one port per controller and two per broker"
+        "two ports per controller and three per broker"
     );
     let host = "127.0.0.1";
     let mut ports = input.ports.iter().copied();
@@ -97,6 +99,7 @@ pub fn plan(input: &PlanInput) -> ClusterFile {
         let data_dir = ndir.join("data");
         let internal = next_addr();
         let external = next_addr();
+        let metrics = next_addr();
         let listeners =
             format!("{INTERNAL_LISTENER}://{internal},{EXTERNAL_LISTENER}://{external}");
         let argv = vec![
@@ -116,6 +119,8 @@ pub fn plan(input: &PlanInput) -> ClusterFile {
             // `=` form: a random base64url cluster id may start with '-', which a separate
             // argument would make clap read as a flag.
             format!("--cluster-id={}", input.cluster_id),
+            "--metrics-listen".into(),
+            metrics.clone(),
         ];
         nodes.push(NodeEntry {
             name,
@@ -125,11 +130,19 @@ pub fn plan(input: &PlanInput) -> ClusterFile {
             addresses: BTreeMap::from([
                 (INTERNAL_LISTENER.to_string(), internal),
                 (EXTERNAL_LISTENER.to_string(), external),
+                (METRICS_ADDRESS.to_string(), metrics),
             ]),
             data_dir,
             log_file: ndir.join("log"),
             argv,
         });
+    }
+    // The controllers' metrics ports come last, so the other ports keep their places.
+    for node in nodes.iter_mut().filter(|n| n.role == Role::Controller) {
+        let metrics = next_addr();
+        node.argv.push("--metrics-listen".into());
+        node.argv.push(metrics.clone());
+        node.addresses.insert(METRICS_ADDRESS.to_string(), metrics);
     }
     ClusterFile {
         cluster_id: input.cluster_id.clone(),
@@ -171,7 +184,7 @@ mod tests {
             brokers: 2,
             controller_bin: "/bin/gregor-controller".into(),
             broker_bin: "/bin/gregor-broker".into(),
-            ports: vec![1, 2, 3, 11, 12, 21, 22],
+            ports: vec![1, 2, 3, 11, 12, 13, 21, 22, 23, 4, 5, 6],
         }
     }
 
@@ -183,9 +196,10 @@ mod tests {
             c2.argv.join(" "),
             "/bin/gregor-controller --node-id 2 --listen 127.0.0.1:2 \
              --voters 1@127.0.0.1:1,2@127.0.0.1:2,3@127.0.0.1:3 --data-dir /c/controller-2/data \
-             --cluster-id=cid"
+             --cluster-id=cid --metrics-listen 127.0.0.1:5"
         );
         assert_eq!(c2.log_file, PathBuf::from("/c/controller-2/log"));
+        assert_eq!(c2.addresses[METRICS_ADDRESS], "127.0.0.1:5");
         assert_eq!(
             file.controller_addrs(),
             vec!["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"]
@@ -204,8 +218,9 @@ mod tests {
              --advertised-listeners INTERNAL://127.0.0.1:21,EXTERNAL://127.0.0.1:22 \
              --inter-broker-listener INTERNAL \
              --controllers 127.0.0.1:1,127.0.0.1:2,127.0.0.1:3 --data-dir /c/broker-2/data \
-             --cluster-id=cid"
+             --cluster-id=cid --metrics-listen 127.0.0.1:23"
         );
+        assert_eq!(b2.addresses[METRICS_ADDRESS], "127.0.0.1:23");
         assert_eq!(file.bootstrap_addrs(), vec!["127.0.0.1:12", "127.0.0.1:22"]);
         assert_eq!(file.nodes.len(), 5);
     }
@@ -216,7 +231,7 @@ mod tests {
         i.cluster_id = "-3abc".into();
         let file = plan(&i);
         for node in &file.nodes {
-            assert_eq!(node.argv.last().unwrap(), "--cluster-id=-3abc");
+            assert!(node.argv.iter().any(|a| a == "--cluster-id=-3abc"));
         }
     }
 

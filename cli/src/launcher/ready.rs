@@ -130,7 +130,7 @@ mod tests {
             brokers: 2,
             controller_bin: "/c".into(),
             broker_bin: "/b".into(),
-            ports: vec![1, 2, 3, 4, 5],
+            ports: vec![1, 2, 3, 4, 5, 6, 7, 8],
         });
         let mut image = MetadataImage::new("c");
         assert_eq!(

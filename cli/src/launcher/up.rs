@@ -4,7 +4,7 @@
 use super::plan::{plan, random_cluster_id, PlanInput};
 use super::process::{live_pid, spawn_node, stop_cluster};
 use super::ready::wait_ready;
-use crate::cluster_file::{ClusterFile, Role};
+use crate::cluster_file::{ClusterFile, Role, METRICS_ADDRESS};
 use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
 use std::process::Child;
@@ -211,6 +211,17 @@ fn print_summary(dir: &Path, file: &ClusterFile) {
     );
     println!("bootstrap:   {}", file.bootstrap_addrs().join(","));
     println!("controllers: {}", file.controller_addrs().join(","));
+    let metrics: Vec<String> = file
+        .nodes
+        .iter()
+        .filter_map(|n| {
+            let addr = n.addresses.get(METRICS_ADDRESS)?;
+            Some(format!("{}=http://{addr}/metrics", n.name))
+        })
+        .collect();
+    if !metrics.is_empty() {
+        println!("metrics:     {}", metrics.join(" "));
+    }
     println!("cluster file: {}", ClusterFile::path(dir).display());
 }
 

