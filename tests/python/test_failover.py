@@ -42,6 +42,15 @@ def other_bootstrap(cluster, dead_id):
     return ",".join(external_address(n) for n in cluster.nodes("broker") if n["id"] != dead_id)
 
 
+def controller_log_lines(cluster):
+    lines = []
+    for n in cluster.nodes("controller"):
+        log = cluster.dir / n["name"] / "log"
+        if log.exists():
+            lines += log.read_text(errors="replace").splitlines()
+    return lines
+
+
 def test_kill_leader_moves_leadership_and_it_returns(cluster):
     topic = "failover-kill"
     create_topic(cluster.bootstrap, topic, partitions=3, rf=3)
@@ -58,6 +67,20 @@ def test_kill_leader_moves_leadership_and_it_returns(cluster):
         return new_leader not in (leader, -1) and leader not in isr and leader not in brokers
 
     wait_for(moved, 15, f"partition 0 leadership to leave killed broker {leader}")
+
+    # The operator's view: the active controller logged the fencing and the election, one
+    # line each, with the node ids and epochs.
+    def logged():
+        lines = controller_log_lines(cluster)
+        fenced = [l for l in lines if "broker fenced" in l and f"broker={leader} " in l and "epoch=" in l]
+        moved_line = [
+            l for l in lines
+            if "leadership change" in l and f"partition={topic}-0 " in l
+            and f"from=Some({leader})" in l and "leader_epoch=" in l
+        ]
+        return fenced and moved_line
+
+    wait_for(logged, 10, f"controller log lines for the fencing of broker {leader} and the election")
 
     cluster.start(node["name"])
 
