@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.dont_write_bytecode = True  # no __pycache__ left in the tree
 sys.path.insert(0, str(REPO / "tests" / "python"))
 from gregor_cluster import Cluster, wait_for  # noqa: E402
 
@@ -227,6 +228,26 @@ def rss_mib(pids) -> list:
     return out
 
 
+def isr_shrinks(cluster) -> int:
+    """Sum of gregor_broker_isr_shrinks_total over the brokers (None if no metrics port)."""
+    import urllib.request
+
+    total = None
+    for n in cluster.nodes("broker"):
+        addr = n["addresses"].get("metrics")
+        if not addr:
+            continue
+        try:
+            with urllib.request.urlopen(f"http://{addr}/metrics", timeout=5) as r:
+                text = r.read().decode()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if line.startswith("gregor_broker_isr_shrinks_total"):
+                total = (total or 0) + int(float(line.split()[-1]))
+    return total
+
+
 def bench_gregor(a, gregor: Path, workdir: Path, res: dict):
     print("== Gregor (3 controllers, 3 brokers, release build)", flush=True)
     c = Cluster(workdir / "gregor")
@@ -264,6 +285,7 @@ def bench_gregor(a, gregor: Path, workdir: Path, res: dict):
             p.wait(max(1, limit - (time.monotonic() - t0)))
         res["soak_wall"] = time.monotonic() - t0
         res["rss_end"] = rss_mib(pids)
+        res["isr_shrinks"] = isr_shrinks(c)
         for name, p in (("produce", prod), ("consume", cons)):
             log = (workdir / f"soak-{name}.log").read_text().strip().splitlines()
             print(f"    soak {name} (exit {p.returncode}): {log[-1] if log else '(no output)'}", flush=True)
@@ -370,6 +392,11 @@ def table(a, res: dict) -> str:
         f"{f(res.get('g_lat_rate'), '{:.0f}')} records/s; tansu acks=1 at "
         f"{f(res.get('t_lat_rate'), '{:.0f}')} records/s (half of each one's measured peak); "
         "latency is per produce request (64 records per request).",
+        "acks=all with 3 replicas on one machine writes every byte three times: 3 × "
+        f"{f(get('g_p3', 'mib_s'))} MiB/s = {pct(3 * get('g_p3', 'mib_s') if get('g_p3', 'mib_s') else None, disk)} "
+        "of the measured sequential write speed.",
+        f"ISR shrinks over the Gregor runs (gregor_broker_isr_shrinks_total, all brokers): "
+        f"{res.get('isr_shrinks', 'n/a')}.",
         "Client CPU (share of one core) per run: " + ", ".join(
             f"{k} {v['client_cpu']:.0%}" for k, v in res.items() if isinstance(v, dict) and "client_cpu" in v),
         f"Machine: {os.cpu_count()} CPUs; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",

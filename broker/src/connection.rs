@@ -10,8 +10,9 @@
 
 use crate::api::{self, Reply};
 use crate::broker::Broker;
-use bytes::BytesMut;
+use bytes::{Buf, Bytes, BytesMut};
 use protocol::frame::take_frame;
+use std::io::IoSlice;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -19,6 +20,11 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
+
+/// Read buffer growth step: requests are read in chunks of up to this much.
+const READ_BUFFER: usize = 64 * 1024;
+/// Below this much free space the read buffer grows by [`READ_BUFFER`] before a read.
+const MIN_READ_SPACE: usize = 8 * 1024;
 
 /// Why a connection ended abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +94,9 @@ impl Connection {
                     break 'conn Ok(());
                 }
             }
+            if buf.capacity() - buf.len() < MIN_READ_SPACE {
+                buf.reserve(READ_BUFFER);
+            }
             let n = tokio::select! {
                 n = read.read_buf(&mut buf) => n,
                 _ = shutdown.recv() => break Ok(()),
@@ -114,30 +123,115 @@ async fn timed(reply: api::Deferred, broker: Arc<Broker>, key: i16, started: Ins
             metrics.api(key).latency.observe(started.elapsed());
             metrics.bytes_out.add(f.len() as u64);
         }
+        Reply::Pieces(pieces) => {
+            metrics.api(key).latency.observe(started.elapsed());
+            let len: usize = pieces.iter().map(Bytes::len).sum();
+            metrics.bytes_out.add(len as u64);
+        }
         Reply::None => metrics.api(key).latency.observe(started.elapsed()),
         Reply::Close => {}
     }
     reply
 }
 
+/// Most bytes gathered into one vectored write.
+const MAX_WRITE_BYTES: usize = 4 << 20;
+/// Most pieces gathered into one vectored write (well under `IOV_MAX`).
+const MAX_WRITE_PIECES: usize = 256;
+
+async fn reply_of(inflight: &mut InFlight) -> Reply {
+    match (&mut inflight.0).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("request task failed: {e}");
+            Reply::Close
+        }
+    }
+}
+
+/// Writes replies in request order. Replies that are already complete when one is written
+/// go out with it in the same vectored write, so pipelined requests cost few syscalls.
 async fn write_responses(mut write: OwnedWriteHalf, mut rx: mpsc::Receiver<InFlight>) {
-    while let Some(mut inflight) = rx.recv().await {
-        let reply = match (&mut inflight.0).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!("request task failed: {e}");
-                Reply::Close
-            }
+    let mut next: Option<InFlight> = None;
+    let mut out = Pieces::default();
+    loop {
+        let mut inflight = match next.take() {
+            Some(i) => i,
+            None => match rx.recv().await {
+                Some(i) => i,
+                None => break,
+            },
         };
-        match reply {
-            Reply::Frame(frame) => {
-                if write.write_all(&frame).await.is_err() {
-                    return;
+        let mut close = out.push(reply_of(&mut inflight).await);
+        while !close && out.bytes < MAX_WRITE_BYTES && out.pieces.len() < MAX_WRITE_PIECES {
+            match rx.try_recv() {
+                Ok(mut i) if i.0.is_finished() => close = out.push(reply_of(&mut i).await),
+                Ok(i) => {
+                    next = Some(i);
+                    break;
                 }
+                Err(_) => break,
             }
-            Reply::None => {}
-            Reply::Close => return,
+        }
+        if out.write_to(&mut write).await.is_err() || close {
+            return;
         }
     }
     let _ = write.shutdown().await;
+}
+
+/// Response bytes waiting for one vectored write.
+#[derive(Default)]
+struct Pieces {
+    pieces: Vec<Bytes>,
+    bytes: usize,
+}
+
+impl Pieces {
+    /// Adds a reply; true if the connection must close after what is gathered.
+    fn push(&mut self, reply: Reply) -> bool {
+        match reply {
+            Reply::Frame(frame) => self.add(frame.freeze()),
+            Reply::Pieces(pieces) => pieces.into_iter().for_each(|p| self.add(p)),
+            Reply::None => {}
+            Reply::Close => return true,
+        }
+        false
+    }
+
+    fn add(&mut self, piece: Bytes) {
+        if !piece.is_empty() {
+            self.bytes += piece.len();
+            self.pieces.push(piece);
+        }
+    }
+
+    /// Writes every piece (vectored, resuming after short writes) and empties the list.
+    async fn write_to(&mut self, write: &mut OwnedWriteHalf) -> std::io::Result<()> {
+        let mut first = 0;
+        while first < self.pieces.len() {
+            let slices: Vec<IoSlice<'_>> = self.pieces[first..]
+                .iter()
+                .take(MAX_WRITE_PIECES)
+                .map(|p| IoSlice::new(p))
+                .collect();
+            let mut n = write.write_vectored(&slices).await?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            while n > 0 {
+                let len = self.pieces[first].len();
+                if n >= len {
+                    n -= len;
+                    first += 1;
+                } else {
+                    self.pieces[first].advance(n);
+                    n = 0;
+                }
+            }
+        }
+        self.pieces.clear();
+        self.bytes = 0;
+        Ok(())
+    }
 }

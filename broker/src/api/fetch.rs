@@ -82,7 +82,14 @@ pub async fn handle(ctx: Ctx, req: FetchRequest) -> Deferred {
                 .await;
             resp = read_all(&ctx, &req, reader).0;
         }
-        ctx.reply(&resp)
+        let records: Vec<Bytes> = resp
+            .responses
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .filter_map(|p| p.records.clone())
+            .filter(|r| !r.is_empty())
+            .collect();
+        ctx.reply_spliced(&resp, &records)
     })
 }
 

@@ -49,6 +49,9 @@ use std::sync::Arc;
 pub enum Reply {
     /// A whole response frame (size prefix included).
     Frame(BytesMut),
+    /// A whole response frame in pieces, some of them record data straight from the
+    /// segment maps (see [`protocol::splice`]); written with one vectored write.
+    Pieces(Vec<Bytes>),
     /// No response (Produce with acks=0).
     None,
     /// Close the connection (a response could not be built).
@@ -82,6 +85,25 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// Encodes `response` at the request's version without copying the `records` it
+    /// carries (views of the mapped segments): the reply goes out in pieces.
+    pub fn reply_spliced<R: Encodable>(&self, response: &R, records: &[Bytes]) -> Reply {
+        let encoded = protocol::splice::encode_response_frame_spliced(
+            self.key,
+            self.version,
+            self.correlation_id,
+            response,
+            records,
+        );
+        match encoded {
+            Ok(pieces) => Reply::Pieces(pieces),
+            Err(e) => {
+                tracing::error!("{e}");
+                Reply::Close
+            }
+        }
+    }
+
     /// Encodes `response` at the request's version.
     pub fn reply<R: Encodable>(&self, response: &R) -> Reply {
         match encode_response_frame(self.key, self.version, self.correlation_id, response) {
