@@ -65,6 +65,10 @@ impl Connection {
 
     /// Serves requests until the peer closes, a bad frame arrives, or `shutdown` fires.
     pub async fn run(self, mut shutdown: broadcast::Receiver<()>) -> Result<(), ConnectionError> {
+        let client_host: Arc<str> = match self.stream.peer_addr() {
+            Ok(addr) => Arc::from(format!("/{}", addr.ip())),
+            Err(_) => Arc::from(""),
+        };
         let (mut read, write) = self.stream.into_split();
         let max_frame = self.broker.config.max_frame_bytes;
         let (tx, rx) = mpsc::channel::<InFlight>(self.broker.config.max_inflight_requests);
@@ -84,8 +88,9 @@ impl Connection {
                 let metrics = &self.broker.metrics;
                 metrics.bytes_in.add(frame.len() as u64 + 4);
                 metrics.api(key).requests.inc();
-                let reply = match api::dispatch(&self.broker, &self.listener, frame.freeze()).await
-                {
+                let dispatched =
+                    api::dispatch_from(&self.broker, &self.listener, &client_host, frame.freeze());
+                let reply = match dispatched.await {
                     Ok(r) => r,
                     Err(e) => break 'conn Err(e.into()),
                 };

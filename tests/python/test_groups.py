@@ -111,6 +111,12 @@ def test_confluent_group_assignment_rebalance_and_exactly_once(cluster):
         # Each member read only its own partitions.
         for m in members:
             assert {p for p, _, _ in m.values} <= m.assignment
+        # DescribeGroups shows each member with the address it connected from.
+        from confluent_kafka.admin import AdminClient
+        admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+        desc = admin.describe_consumer_groups([group])[group].result(30)
+        assert len(desc.members) == 3
+        assert all(m.host == "/127.0.0.1" for m in desc.members), [m.host for m in desc.members]
 
         # A fourth member joins: the group rebalances over four.
         fourth = CkMember(cluster.bootstrap, group, topic, "m3")

@@ -17,7 +17,7 @@ pub async fn handle(ctx: Ctx, req: JoinGroupRequest) -> Deferred {
     };
     let client = group::ClientInfo {
         client_id: ctx.client_id.as_deref().unwrap_or_default().to_string(),
-        client_host: String::new(),
+        client_host: ctx.client_host.to_string(),
     };
     deferred(async move {
         let resp = groups.join_group(ctx.version, &client, &req).await;

@@ -82,6 +82,8 @@ pub struct Ctx {
     pub correlation_id: i32,
     /// The request header's client id (group members report it).
     pub client_id: Option<Arc<str>>,
+    /// The client's address as Kafka shows it (`/127.0.0.1`), empty when unknown.
+    pub client_host: Arc<str>,
 }
 
 impl Ctx {
@@ -127,11 +129,22 @@ macro_rules! serve {
     }};
 }
 
-/// Decodes one request frame and starts handling it. Work that must happen in request
-/// order (a produce's append) is done before this returns.
+/// [`dispatch_from`] a client whose address is not known.
 pub async fn dispatch(
     broker: &Arc<Broker>,
     listener: &Arc<str>,
+    frame: Bytes,
+) -> Result<Deferred, RequestError> {
+    dispatch_from(broker, listener, &Arc::from(""), frame).await
+}
+
+/// Decodes one request frame from the client at `client_host` and starts handling it.
+/// Work that must happen in request order (a produce's append) is done before this
+/// returns.
+pub async fn dispatch_from(
+    broker: &Arc<Broker>,
+    listener: &Arc<str>,
+    client_host: &Arc<str>,
     frame: Bytes,
 ) -> Result<Deferred, RequestError> {
     let prefix = peek_prefix(&frame)?;
@@ -155,6 +168,7 @@ pub async fn dispatch(
         version: prefix.api_version,
         correlation_id: prefix.correlation_id,
         client_id: header.client_id.as_deref().map(Arc::from),
+        client_host: client_host.clone(),
     };
     let deferred = match key {
         ApiKey::ApiVersions => serve!(ctx, body, api_versions),
