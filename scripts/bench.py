@@ -388,10 +388,11 @@ def table(a, res: dict) -> str:
         f"| loopback TCP, one stream (iperf3, MiB/s) | {f(lb)} |",
         f"| sequential file write, dd conv=fdatasync {a.dd_mib} MiB (MiB/s) | {f(disk)} |",
         "",
-        "Latency runs: Gregor acks=all 3 replicas at "
-        f"{f(res.get('g_lat_rate'), '{:.0f}')} records/s; tansu acks=1 at "
-        f"{f(res.get('t_lat_rate'), '{:.0f}')} records/s (half of each one's measured peak); "
-        "latency is per produce request (64 records per request).",
+        "Latency runs: Gregor acks=all 3 replicas asked for "
+        f"{f(res.get('g_lat_rate'), '{:.0f}')} records/s and reached {f(get('g_lat', 'rps'), '{:.0f}')}; "
+        f"tansu acks=1 asked for {f(res.get('t_lat_rate'), '{:.0f}')} and reached "
+        f"{f(get('t_lat', 'rps'), '{:.0f}')} (half of each one's measured peak, for "
+        f"{a.latency_seconds:g} s); latency is per produce request (64 records per request).",
         "acks=all with 3 replicas on one machine writes every byte three times: 3 × "
         f"{f(get('g_p3', 'mib_s'))} MiB/s = {pct(3 * get('g_p3', 'mib_s') if get('g_p3', 'mib_s') else None, disk)} "
         "of the measured sequential write speed.",
@@ -462,4 +463,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except Stop as e:
+        sys.exit(f"bench: stopped by {e}; everything it started was stopped")
