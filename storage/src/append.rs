@@ -190,7 +190,8 @@ impl PartitionLog {
         let cached = previous.finish(&self.dir, old.size)?;
         self.lock_cache()
             .insert(old.base, cached, self.config.max_mapped_segments);
-        self.unflushed_rolled.push(old.base);
+        self.rolls += 1;
+        self.unflushed_rolled.push((old.base, self.rolls));
         tracing::debug!(partition = %self.name, new_base, "rolled segment");
         Ok(())
     }

@@ -50,3 +50,4 @@ pub use batch::{BatchError, BatchHeader};
 pub use config::LogConfig;
 pub use error::LogError;
 pub use log::{AppendInfo, LogRead, PartitionLog, TimestampOffset};
+pub use maintain::PendingSync;

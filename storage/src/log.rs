@@ -65,8 +65,10 @@ pub struct PartitionLog {
     pub(crate) cache: Mutex<MapCache>,
     /// Persisted: every segment below this base offset is known to be on disk.
     pub(crate) recovery_point: i64,
-    /// Rolled segments not fsynced yet.
-    pub(crate) unflushed_rolled: Vec<i64>,
+    /// Rolled segments not fsynced yet: (base offset, roll number).
+    pub(crate) unflushed_rolled: Vec<(i64, u64)>,
+    /// How many segments this log has rolled since it was opened.
+    pub(crate) rolls: u64,
     pub(crate) unflushed_records: u64,
     pub(crate) last_flush_ms: Option<i64>,
 }
@@ -150,6 +152,7 @@ impl PartitionLog {
             cache: Mutex::new(MapCache::default()),
             recovery_point,
             unflushed_rolled: Vec::new(),
+            rolls: 0,
             unflushed_records: 0,
             last_flush_ms: None,
         })
@@ -261,7 +264,7 @@ impl PartitionLog {
     pub(crate) fn remove_segment(&mut self, base: i64) -> Result<(), LogError> {
         self.segments.remove(&base);
         self.lock_cache().remove(base);
-        self.unflushed_rolled.retain(|&b| b != base);
+        self.unflushed_rolled.retain(|&(b, _)| b != base);
         remove_segment_files(&self.dir, base)
     }
 

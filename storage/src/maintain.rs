@@ -55,7 +55,7 @@ impl PartitionLog {
             self.reactivate_by_copy(base, pos)?;
             if !was_active {
                 self.segments.remove(&old_active);
-                self.unflushed_rolled.retain(|&b| b != old_active);
+                self.unflushed_rolled.retain(|&(b, _)| b != old_active);
                 crate::log::remove_segment_files(&self.dir, old_active)?;
             }
         }
@@ -242,16 +242,45 @@ impl PartitionLog {
     /// Periodic work, cheap when nothing is due: a `segment.ms` roll, fsync of one rolled
     /// segment (then the recovery point advances), and a `flush.ms` flush.
     pub fn tick(&mut self, now_ms: i64) -> Result<(), LogError> {
+        self.tick_except_sync(now_ms)?;
+        if let Some(pending) = self.next_pending_sync() {
+            pending.sync()?;
+            self.mark_synced(&pending)?;
+        }
+        Ok(())
+    }
+
+    /// The rolled segment whose fsync is due next, if any. The fsync itself
+    /// ([`PendingSync::sync`]) needs no access to the log, so a caller that shares the log
+    /// behind a lock runs it without the lock and then calls [`Self::mark_synced`].
+    pub fn next_pending_sync(&self) -> Option<PendingSync> {
+        self.unflushed_rolled
+            .first()
+            .map(|&(base, roll)| PendingSync {
+                base,
+                roll,
+                path: segment::log_path(&self.dir, base),
+            })
+    }
+
+    /// Records that `pending` reached the disk; once no rolled segment waits, the
+    /// directory is synced and the recovery point advances. A segment deleted or rolled
+    /// anew in between (another roll number) is left as it is.
+    pub fn mark_synced(&mut self, pending: &PendingSync) -> Result<(), LogError> {
+        let before = self.unflushed_rolled.len();
+        self.unflushed_rolled
+            .retain(|&(b, r)| (b, r) != (pending.base, pending.roll));
+        if before != self.unflushed_rolled.len() && self.unflushed_rolled.is_empty() {
+            checkpoint::sync_dir(&self.dir)?;
+            self.persist_recovery_point(self.active.base)?;
+        }
+        Ok(())
+    }
+
+    /// [`Self::tick`] without the fsync of a rolled segment (see [`Self::next_pending_sync`]).
+    pub fn tick_except_sync(&mut self, now_ms: i64) -> Result<(), LogError> {
         if self.segment_expired(now_ms) {
             self.roll()?;
-        }
-        if let Some(&base) = self.unflushed_rolled.first() {
-            sync_file(&segment::log_path(&self.dir, base))?;
-            self.unflushed_rolled.remove(0);
-            if self.unflushed_rolled.is_empty() {
-                checkpoint::sync_dir(&self.dir)?;
-                self.persist_recovery_point(self.active.base)?;
-            }
         }
         if let Some(flush_ms) = self.config.flush_ms {
             let last = *self.last_flush_ms.get_or_insert(now_ms);
@@ -267,7 +296,7 @@ impl PartitionLog {
     /// active one) and advances the recovery point.
     pub fn flush(&mut self) -> Result<(), LogError> {
         let rolled = std::mem::take(&mut self.unflushed_rolled);
-        for &base in &rolled {
+        for &(base, _) in &rolled {
             sync_file(&segment::log_path(&self.dir, base))?;
         }
         let size = self.active_meta().size;
@@ -318,6 +347,21 @@ impl PartitionLog {
         let dir = self.dir.clone();
         drop(self);
         fs::remove_dir_all(&dir).map_err(LogError::io(&dir))
+    }
+}
+
+/// A rolled segment file waiting for its fsync (see [`PartitionLog::next_pending_sync`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingSync {
+    pub base: i64,
+    roll: u64,
+    pub path: std::path::PathBuf,
+}
+
+impl PendingSync {
+    /// fsyncs the segment file (a file deleted meanwhile needs nothing).
+    pub fn sync(&self) -> Result<(), LogError> {
+        sync_file(&self.path)
     }
 }
 

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{batch, files, split, tiny};
-use gregor_storage::{LogError, PartitionLog};
+use gregor_storage::{BatchError, BatchHeader, LogError, PartitionLog};
 use protocol::ids::{LeaderEpoch, Offset};
 
 const E: LeaderEpoch = LeaderEpoch(1);
@@ -374,12 +374,29 @@ fn corrupt_byte_in_an_older_segment_is_an_error_on_read() {
     log.close().unwrap();
     let seg0 = path.join(format!("{:020}.log", 0));
     let mut bytes = std::fs::read(&seg0).unwrap();
+    // A flipped bit in the records of the second batch (at 100): reads do not check
+    // CRCs (as in Kafka, the consumer does), so it is served as stored and the batch's
+    // own CRC shows the damage to whoever checks it.
     bytes[150] ^= 0x40;
+    std::fs::write(&seg0, &bytes).unwrap();
+    let log = PartitionLog::open(&path, "t-0", tiny(250)).unwrap();
+    let read = log.read(Offset(2), 1 << 20, Offset(10)).unwrap();
+    assert!(matches!(
+        BatchHeader::parse_and_validate(&read.records),
+        Err(BatchError::CrcMismatch { .. })
+    ));
+    drop(log);
+    // A flipped bit in that batch's length: the log cannot find its way through the
+    // segment, which is an error on read.
+    bytes[109] ^= 0x40;
     std::fs::write(&seg0, bytes).unwrap();
     // Cleanly closed: segment 0 is not rescanned on open, the damage shows on read.
     let log = PartitionLog::open(&path, "t-0", tiny(250)).unwrap();
     assert_eq!(log.log_end_offset(), Offset(10));
-    assert!(log.read(Offset(0), 1, Offset(10)).is_ok());
+    assert!(
+        log.read(Offset(4), 1 << 20, Offset(10)).is_ok(),
+        "other segments read"
+    );
     let err = log.read(Offset(2), 1 << 20, Offset(10)).unwrap_err();
     match err {
         LogError::Corrupt { file, position, .. } => {
@@ -412,6 +429,31 @@ fn segment_ms_rolls_on_tick_and_flush_policies_run() {
     );
     log.append(&mut batch(3, 1, 10, 0), E, 6_100).unwrap();
     log.tick(7_000).unwrap();
+}
+
+#[test]
+fn a_sync_done_outside_the_log_counts_only_for_the_segment_it_synced() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = tiny(1 << 20);
+    cfg.segment_ms = Some(1000);
+    let mut log = PartitionLog::open(dir.path(), "t-0", cfg).unwrap();
+    log.append(&mut batch(1, 1, 10, 0), E, 5_000).unwrap();
+    log.tick_except_sync(6_000).unwrap();
+    let first = log.next_pending_sync().expect("segment 0 rolled");
+    assert_eq!(first.base, 0);
+    // While that fsync runs without the log, the log is truncated and segment 0 rolls anew.
+    log.truncate_fully_and_start_at(Offset(0)).unwrap();
+    log.append(&mut batch(1, 1, 10, 0), E, 7_000).unwrap();
+    log.tick_except_sync(8_100).unwrap();
+    let second = log.next_pending_sync().expect("segment 0 rolled again");
+    assert_eq!(second.base, 0);
+    assert_ne!(first, second);
+    first.sync().unwrap();
+    log.mark_synced(&first).unwrap();
+    assert_eq!(log.next_pending_sync(), Some(second.clone()));
+    second.sync().unwrap();
+    log.mark_synced(&second).unwrap();
+    assert_eq!(log.next_pending_sync(), None);
 }
 
 #[test]
@@ -456,9 +498,12 @@ fn unclean_open_rescans_only_from_the_recovery_point() {
         "the damaged active batch is cut"
     );
     assert_eq!(log.segment_bases(), vec![Offset(0), Offset(4), Offset(8)]);
+    // Below the recovery point nothing is rescanned: the damaged batch is served as
+    // stored, and its own CRC shows the damage to a consumer that checks it.
+    let read = log.read(Offset(6), 1 << 20, Offset(10)).unwrap();
     assert!(matches!(
-        log.read(Offset(6), 1 << 20, Offset(10)),
-        Err(LogError::Corrupt { .. })
+        BatchHeader::parse_and_validate(&read.records),
+        Err(BatchError::CrcMismatch { .. })
     ));
     // Segment 0's missing index is rebuilt when it is first read.
     let r = log.read(Offset(2), 1 << 20, Offset(10)).unwrap();

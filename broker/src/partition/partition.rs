@@ -428,10 +428,28 @@ impl Partition {
     }
 
     /// Periodic log housekeeping (segment rolls by time, retention, flushes).
+    ///
+    /// The fsync of a rolled segment runs without the partition's lock: it can take long
+    /// under write load, and appends and fetches of this partition go on meanwhile.
     pub fn tick(&self, now_ms: i64) {
-        let mut g = lock(&self.inner);
-        if let Some(log) = g.log.as_mut() {
-            if let Err(e) = log.tick(now_ms).and_then(|_| log.enforce_retention(now_ms)) {
+        let pending = {
+            let mut g = lock(&self.inner);
+            let Some(log) = g.log.as_mut() else { return };
+            if let Err(e) = log
+                .tick_except_sync(now_ms)
+                .and_then(|_| log.enforce_retention(now_ms))
+            {
+                tracing::warn!("{}: log maintenance failed: {e}", self.tp);
+            }
+            log.next_pending_sync()
+        };
+        let Some(pending) = pending else { return };
+        if let Err(e) = pending.sync() {
+            tracing::warn!("{}: fsync of a rolled segment failed: {e}", self.tp);
+            return;
+        }
+        if let Some(log) = lock(&self.inner).log.as_mut() {
+            if let Err(e) = log.mark_synced(&pending) {
                 tracing::warn!("{}: log maintenance failed: {e}", self.tp);
             }
         }
