@@ -2,10 +2,13 @@
 //!
 //! The reader takes frames off a `BytesMut` buffer (the size is checked before anything is
 //! allocated) and dispatches each request in arrival order. The part of a request that must
-//! happen in order (a produce's append) runs inline; what may wait (acks=all, a fetch's
-//! long-poll, a forwarded admin request) runs as a task. The tasks' handles go through a
-//! bounded queue of `max_inflight_requests` to the writer, which awaits them in order, so
-//! responses leave in request order and a client cannot have more requests in flight.
+//! happen in order (a produce's append) runs inline, and the reply is polled once there:
+//! a complete reply goes straight to the writer; one that waits (acks=all, a fetch's
+//! long-poll, a forwarded admin request) runs as a task. Replies go through a bounded
+//! queue of `max_inflight_requests` to the writer, which takes them in order, so responses
+//! leave in request order and a client cannot have more requests in flight. The writer
+//! sends every reply that is complete in one vectored write; fetch replies carry record
+//! data as views of the segment maps ([`protocol::splice`]).
 //! Each request is counted, with its bytes and latency, in [`crate::metrics`].
 
 use crate::api::{self, Reply};
@@ -38,11 +41,27 @@ pub enum ConnectionError {
 }
 
 /// Aborts the request task if the connection goes away first.
-struct InFlight(JoinHandle<Reply>);
+struct Task(JoinHandle<Reply>);
 
-impl Drop for InFlight {
+impl Drop for Task {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+/// A request's reply as the writer receives it: most replies are complete as soon as the
+/// request is handled and need no task of their own.
+enum InFlight {
+    Ready(Reply),
+    Waiting(Task),
+}
+
+impl InFlight {
+    fn is_ready(&self) -> bool {
+        match self {
+            InFlight::Ready(_) => true,
+            InFlight::Waiting(t) => t.0.is_finished(),
+        }
     }
 }
 
@@ -94,8 +113,8 @@ impl Connection {
                     Ok(r) => r,
                     Err(e) => break 'conn Err(e.into()),
                 };
-                let handle = tokio::spawn(timed(reply, self.broker.clone(), key, started));
-                if tx.send(InFlight(handle)).await.is_err() {
+                let inflight = start_reply(reply, &self.broker, key, started);
+                if tx.send(inflight).await.is_err() {
                     break 'conn Ok(());
                 }
             }
@@ -119,11 +138,35 @@ impl Connection {
     }
 }
 
-/// Runs a request's reply and records its latency and response size.
-async fn timed(reply: api::Deferred, broker: Arc<Broker>, key: i16, started: Instant) -> Reply {
-    let reply = reply.await;
+/// Polls a request's reply once: a complete one goes to the writer as it is, one that
+/// waits (acks=all, long-poll, forwarded admin request) becomes a task.
+fn start_reply(
+    mut reply: api::Deferred,
+    broker: &Arc<Broker>,
+    key: i16,
+    started: Instant,
+) -> InFlight {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match reply.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(r) => {
+            record(broker, key, started, &r);
+            InFlight::Ready(r)
+        }
+        std::task::Poll::Pending => {
+            let broker = broker.clone();
+            InFlight::Waiting(Task(tokio::spawn(async move {
+                let r = reply.await;
+                record(&broker, key, started, &r);
+                r
+            })))
+        }
+    }
+}
+
+/// Records a reply's latency and response size.
+fn record(broker: &Broker, key: i16, started: Instant, reply: &Reply) {
     let metrics = &broker.metrics;
-    match &reply {
+    match reply {
         Reply::Frame(f) => {
             metrics.api(key).latency.observe(started.elapsed());
             metrics.bytes_out.add(f.len() as u64);
@@ -136,7 +179,6 @@ async fn timed(reply: api::Deferred, broker: Arc<Broker>, key: i16, started: Ins
         Reply::None => metrics.api(key).latency.observe(started.elapsed()),
         Reply::Close => {}
     }
-    reply
 }
 
 /// Most bytes gathered into one vectored write.
@@ -144,13 +186,16 @@ const MAX_WRITE_BYTES: usize = 4 << 20;
 /// Most pieces gathered into one vectored write (well under `IOV_MAX`).
 const MAX_WRITE_PIECES: usize = 256;
 
-async fn reply_of(inflight: &mut InFlight) -> Reply {
-    match (&mut inflight.0).await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!("request task failed: {e}");
-            Reply::Close
-        }
+async fn reply_of(inflight: InFlight) -> Reply {
+    match inflight {
+        InFlight::Ready(r) => r,
+        InFlight::Waiting(mut task) => match (&mut task.0).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("request task failed: {e}");
+                Reply::Close
+            }
+        },
     }
 }
 
@@ -160,17 +205,17 @@ async fn write_responses(mut write: OwnedWriteHalf, mut rx: mpsc::Receiver<InFli
     let mut next: Option<InFlight> = None;
     let mut out = Pieces::default();
     loop {
-        let mut inflight = match next.take() {
+        let inflight = match next.take() {
             Some(i) => i,
             None => match rx.recv().await {
                 Some(i) => i,
                 None => break,
             },
         };
-        let mut close = out.push(reply_of(&mut inflight).await);
+        let mut close = out.push(reply_of(inflight).await);
         while !close && out.bytes < MAX_WRITE_BYTES && out.pieces.len() < MAX_WRITE_PIECES {
             match rx.try_recv() {
-                Ok(mut i) if i.0.is_finished() => close = out.push(reply_of(&mut i).await),
+                Ok(i) if i.is_ready() => close = out.push(reply_of(i).await),
                 Ok(i) => {
                     next = Some(i);
                     break;

@@ -40,8 +40,9 @@ pub const FETCH_VERSION: i16 = 12;
 pub const OFFSET_FOR_LEADER_EPOCH_VERSION: i16 = 3;
 /// How long the leader may hold a fetch with no new data.
 pub const FETCH_MAX_WAIT_MS: i32 = 500;
-/// Bytes per partition and per fetch.
-pub const PARTITION_MAX_BYTES: i32 = 1 << 20;
+/// Bytes per partition and per fetch (Kafka: `replica.fetch.max.bytes` 1 MiB; larger here
+/// so that a follower behind a fast producer catches up in fewer round trips).
+pub const PARTITION_MAX_BYTES: i32 = 8 << 20;
 pub const FETCH_MAX_BYTES: i32 = 16 << 20;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// A call's limit beyond the long-poll wait.
