@@ -62,6 +62,8 @@ pub enum RunError {
     },
     #[error(transparent)]
     Metrics(#[from] ::metrics::http::BindError),
+    #[error("cannot start the heartbeat thread")]
+    Thread(#[source] std::io::Error),
     #[error("cannot listen on {addr} ({name})")]
     Bind {
         name: String,
@@ -114,7 +116,11 @@ pub async fn run(mut config: Config, shutdown: impl Future) -> Result<(), RunErr
     let (shutdown_req_tx, shutdown_req_rx) = watch::channel(false);
 
     let follower = tokio::spawn(metadata::follower::run(broker.clone(), stop_rx.clone()));
-    let lifecycle = tokio::spawn(metadata::lifecycle::run(broker.clone(), shutdown_req_rx));
+    let lifecycle = spawn_dedicated(
+        "gregor-heartbeat",
+        metadata::lifecycle::run(broker.clone(), shutdown_req_rx),
+    )
+    .map_err(RunError::Thread)?;
     let replication = tokio::spawn(replication::run(broker.clone(), stop_rx.clone()));
     let ticker = tokio::spawn(housekeeping(broker.clone(), stop_rx));
 
@@ -152,6 +158,31 @@ pub async fn run(mut config: Config, shutdown: impl Future) -> Result<(), RunErr
     let _ = tokio::task::spawn_blocking(move || b.partitions.close_all()).await;
     tracing::info!("broker {} stopped", broker.config.node_id);
     Ok(())
+}
+
+/// Runs `fut` on its own OS thread with a single-threaded runtime, so that request work
+/// keeping the shared workers busy never delays it. The broker's registration and
+/// heartbeats run there: the controller fences a broker it has not heard from within the
+/// session timeout (1 s by default). The receiver resolves when `fut` ends.
+fn spawn_dedicated(
+    name: &str,
+    fut: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<tokio::sync::oneshot::Receiver<()>> {
+    let (done, finished) = tokio::sync::oneshot::channel();
+    let thread = name.to_string();
+    std::thread::Builder::new()
+        .name(thread.clone())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt.block_on(fut),
+                Err(e) => tracing::error!("{thread}: cannot build its runtime: {e}"),
+            }
+            let _ = done.send(());
+        })?;
+    Ok(finished)
 }
 
 async fn housekeeping(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
