@@ -5,146 +5,21 @@
 //! The controller and broker binaries must be in the same target dir as `gregor`:
 //! `cargo build -p gregor-controller -p gregor-broker` first.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
+
+use common::{gregor, gregor_with_input, ok, require_node_binaries, wait_until, Cluster, GREGOR};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const GREGOR: &str = env!("CARGO_BIN_EXE_gregor");
-/// Limit of one `gregor` invocation.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(90);
-
-fn bin_dir() -> PathBuf {
-    Path::new(GREGOR)
-        .parent()
-        .expect("gregor has a parent dir")
-        .to_path_buf()
-}
-
-fn require_node_binaries() {
-    for name in ["gregor-controller", "gregor-broker"] {
-        let p = bin_dir().join(name);
-        assert!(
-            p.is_file(),
-            "{} is missing: build the node binaries into the same target dir first \
-             (cargo build -p gregor-controller -p gregor-broker)",
-            p.display()
-        );
-    }
-}
-
-/// Runs `gregor --dir DIR args...` with `stdin`, killing it after [`COMMAND_TIMEOUT`].
-fn gregor_with_input(dir: &Path, args: &[&str], stdin: &str) -> Output {
-    use std::io::Write;
-    let mut child = Command::new(GREGOR)
-        .arg("--dir")
-        .arg(dir)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start gregor");
-    let mut input = child.stdin.take().expect("stdin");
-    input.write_all(stdin.as_bytes()).expect("write stdin");
-    drop(input);
-    let deadline = Instant::now() + COMMAND_TIMEOUT;
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            return child.wait_with_output().expect("output");
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
-            panic!(
-                "gregor {args:?} did not finish in {COMMAND_TIMEOUT:?}\nstdout: {}\nstderr: {}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn gregor(dir: &Path, args: &[&str]) -> Output {
-    gregor_with_input(dir, args, "")
-}
-
-/// Runs gregor and returns stdout, failing the test (with stderr) on a non-zero exit.
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = gregor(dir, args);
-    assert!(
-        out.status.success(),
-        "gregor {args:?} failed ({})\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Polls `cond` until it holds or `limit` passes.
-fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// A detached local cluster in a temp dir; `cluster down` on drop, whatever happened.
-struct Cluster {
-    dir: tempfile::TempDir,
-}
-
-impl Cluster {
-    fn up(controllers: u32, brokers: u32) -> Cluster {
-        require_node_binaries();
-        let cluster = Cluster {
-            dir: tempfile::tempdir().expect("temp dir"),
-        };
-        let (c, b) = (controllers.to_string(), brokers.to_string());
-        let out = ok(
-            cluster.path(),
-            &[
-                "cluster",
-                "up",
-                "--detach",
-                "--controllers",
-                &c,
-                "--brokers",
-                &b,
-                "--timeout-secs",
-                "60",
-            ],
-        );
-        assert!(out.contains("bootstrap:"), "{out}");
-        cluster
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn pids(&self) -> Vec<u32> {
-        let text = std::fs::read_to_string(self.path().join("cluster.json")).expect("cluster.json");
-        let file: serde_json::Value = serde_json::from_str(&text).expect("json");
-        file["nodes"]
-            .as_array()
-            .expect("nodes")
-            .iter()
-            .filter_map(|n| n["pid"].as_u64())
-            .map(|p| p as u32)
-            .collect()
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = gregor(self.path(), &["cluster", "down"]);
-    }
+/// The pids of every node, from cluster.json.
+fn pids(cluster: &Cluster) -> Vec<u32> {
+    cluster
+        .nodes()
+        .iter()
+        .filter_map(|n| n["pid"].as_u64())
+        .map(|p| p as u32)
+        .collect()
 }
 
 fn is_running(pid: u32) -> bool {
@@ -386,7 +261,7 @@ fn local_cluster_round_trip_kill_and_restart() {
     assert_eq!(watch.matches("gregor cluster watch").count(), 2, "{watch}");
 
     // Down stops every node.
-    let pids = cluster.pids();
+    let pids = pids(&cluster);
     assert_eq!(pids.len(), 6);
     ok(dir, &["cluster", "down"]);
     assert!(
@@ -542,7 +417,7 @@ fn foreground_cluster_stops_every_node_on_sigterm() {
             }
         }
     }
-    let pids = guard.pids();
+    let pids = pids(&guard);
     assert_eq!(pids.len(), 2);
     assert!(pids.iter().all(|p| is_running(*p)));
     let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();

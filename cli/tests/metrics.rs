@@ -7,137 +7,31 @@
 //! The controller and broker binaries must be in the same target dir as `gregor`:
 //! `cargo build -p gregor-controller -p gregor-broker` first.
 
+mod common;
+
+use common::{ok, ok_with_input, Cluster};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const GREGOR: &str = env!("CARGO_BIN_EXE_gregor");
-/// Limit of one `gregor` invocation.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(90);
 /// Limit of one scrape.
 const SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);
 
-fn bin_dir() -> PathBuf {
-    Path::new(GREGOR)
-        .parent()
-        .expect("gregor has a parent dir")
-        .to_path_buf()
-}
-
-/// Runs `gregor --dir DIR args...` with `stdin`, killing it after [`COMMAND_TIMEOUT`].
-fn gregor_with_input(dir: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(GREGOR)
-        .arg("--dir")
-        .arg(dir)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start gregor");
-    let mut input = child.stdin.take().expect("stdin");
-    input.write_all(stdin.as_bytes()).expect("write stdin");
-    drop(input);
-    let deadline = Instant::now() + COMMAND_TIMEOUT;
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            return child.wait_with_output().expect("output");
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
-            panic!(
-                "gregor {args:?} did not finish in {COMMAND_TIMEOUT:?}\nstdout: {}\nstderr: {}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Runs gregor and returns stdout, failing the test (with stderr) on a non-zero exit.
-fn ok_with_input(dir: &Path, args: &[&str], stdin: &str) -> String {
-    let out = gregor_with_input(dir, args, stdin);
-    assert!(
-        out.status.success(),
-        "gregor {args:?} failed ({})\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    ok_with_input(dir, args, "")
-}
-
-/// A detached local cluster in a temp dir; `cluster down` on drop, whatever happened.
-struct Cluster {
-    dir: tempfile::TempDir,
-}
-
-impl Cluster {
-    fn up() -> Cluster {
-        for name in ["gregor-controller", "gregor-broker"] {
-            let p = bin_dir().join(name);
-            assert!(
-                p.is_file(),
-                "{} is missing: cargo build -p gregor-controller -p gregor-broker first",
-                p.display()
-            );
-        }
-        let cluster = Cluster {
-            dir: tempfile::tempdir().expect("temp dir"),
-        };
-        let out = ok(
-            cluster.path(),
-            &[
-                "cluster",
-                "up",
-                "--detach",
-                "--controllers",
-                "3",
-                "--brokers",
-                "3",
-            ],
-        );
-        assert!(out.contains("metrics:"), "{out}");
-        cluster
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Node name → metrics address, from cluster.json.
-    fn metrics_addrs(&self) -> BTreeMap<String, String> {
-        let text = std::fs::read_to_string(self.path().join("cluster.json")).expect("cluster.json");
-        let file: serde_json::Value = serde_json::from_str(&text).expect("json");
-        file["nodes"]
-            .as_array()
-            .expect("nodes")
-            .iter()
-            .map(|n| {
-                let name = n["name"].as_str().expect("name").to_string();
-                let addr = n["addresses"]["metrics"]
-                    .as_str()
-                    .unwrap_or_else(|| panic!("{name} has no metrics address"))
-                    .to_string();
-                (name, addr)
-            })
-            .collect()
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = gregor_with_input(self.path(), &["cluster", "down"], "");
-    }
+/// Node name → metrics address, from cluster.json.
+fn metrics_addrs(cluster: &Cluster) -> BTreeMap<String, String> {
+    cluster
+        .nodes()
+        .iter()
+        .map(|n| {
+            let name = n["name"].as_str().expect("name").to_string();
+            let addr = n["addresses"]["metrics"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{name} has no metrics address"))
+                .to_string();
+            (name, addr)
+        })
+        .collect()
 }
 
 /// One sample: `name{labels} value`.
@@ -348,9 +242,9 @@ fn produce_requests(s: &Scrape) -> f64 {
 #[test]
 fn every_node_serves_prometheus_metrics_that_follow_the_cluster() {
     let started = Instant::now();
-    let cluster = Cluster::up();
+    let cluster = Cluster::up(3, 3);
     let dir = cluster.path();
-    let addrs = cluster.metrics_addrs();
+    let addrs = metrics_addrs(&cluster);
     assert_eq!(addrs.len(), 6, "{addrs:?}");
 
     // Every node answers, the text parses, and exactly one controller is active.

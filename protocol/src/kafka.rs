@@ -9,8 +9,9 @@
 //! (ApiVersions always answers with header v0, so a client that asked with a version the
 //! broker does not know can still parse the answer).
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::buf::ByteBufMut;
 use kafka_protocol::protocol::{Decodable, Encodable};
 pub use kafka_protocol::ResponseError;
 
@@ -145,6 +146,20 @@ pub fn encode_response_frame<R: Encodable>(
     correlation_id: i32,
     response: &R,
 ) -> Result<BytesMut, EncodeError> {
+    encode_response_frame_into(key, version, correlation_id, response, |size| {
+        BytesMut::with_capacity(4 + size)
+    })
+}
+
+/// Encodes a whole response frame into the buffer `make(size)` returns, where `size` is
+/// the frame's length after its size prefix.
+pub(crate) fn encode_response_frame_into<R: Encodable, B: ByteBufMut>(
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    response: &R,
+    make: impl FnOnce(usize) -> B,
+) -> Result<B, EncodeError> {
     let err = |message: String| EncodeError {
         api_key: key,
         api_version: version,
@@ -158,7 +173,7 @@ pub fn encode_response_frame<R: Encodable>(
         .and_then(|h| response.compute_size(version).map(|b| h + b))
         .map_err(|e| err(e.to_string()))?;
     let size_i32 = i32::try_from(size).map_err(|_| err(format!("{size} bytes is too large")))?;
-    let mut out = BytesMut::with_capacity(4 + size);
+    let mut out = make(size);
     out.put_i32(size_i32);
     header
         .encode(&mut out, header_version)

@@ -7,10 +7,10 @@
 //! length) is not copied; the buffer is cut there and the `Bytes` itself is kept as the
 //! next piece. The frame is the pieces in order, ready for a vectored write.
 
-use crate::kafka::EncodeError;
+use crate::kafka::{encode_response_frame_into, EncodeError};
 use bytes::buf::UninitSlice;
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, ResponseHeader};
+use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::buf::ByteBufMut;
 use kafka_protocol::protocol::Encodable;
 use std::ops::Range;
@@ -118,28 +118,10 @@ pub fn encode_response_frame_spliced<R: Encodable>(
     response: &R,
     splice: &[Bytes],
 ) -> Result<Vec<Bytes>, EncodeError> {
-    let err = |message: String| EncodeError {
-        api_key: key,
-        api_version: version,
-        message,
-    };
-    let header_version = key.response_header_version(version);
-    let mut header = ResponseHeader::default();
-    header.correlation_id = correlation_id;
-    let size = header
-        .compute_size(header_version)
-        .and_then(|h| response.compute_size(version).map(|b| h + b))
-        .map_err(|e| err(e.to_string()))?;
-    let size_i32 = i32::try_from(size).map_err(|_| err(format!("{size} bytes is too large")))?;
     let spliced: usize = splice.iter().map(Bytes::len).sum();
-    let mut out = SplicingBuf::new(4 + size.saturating_sub(spliced).min(1 << 20), splice);
-    out.put_i32(size_i32);
-    header
-        .encode(&mut out, header_version)
-        .map_err(|e| err(e.to_string()))?;
-    response
-        .encode(&mut out, version)
-        .map_err(|e| err(e.to_string()))?;
+    let out = encode_response_frame_into(key, version, correlation_id, response, |size| {
+        SplicingBuf::new(4 + size.saturating_sub(spliced).min(1 << 20), splice)
+    })?;
     Ok(out.into_pieces())
 }
 
