@@ -5,12 +5,10 @@
 mod common;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use common::{wait_for, Client, Cluster};
+use common::{record_batch, wait_for, Client, Cluster};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Compression, Record};
 use protocol::kafka::ResponseError;
 use std::time::Duration;
 
@@ -33,34 +31,11 @@ fn name(s: &str) -> TopicName {
 }
 
 fn batch(n: usize, compression: Compression) -> Bytes {
-    let records: Vec<Record> = (0..n)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp: base_ts() + i as i64,
-            key: Some(Bytes::from(format!("k{i}"))),
-            value: Some(Bytes::from(format!("v{i}"))),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .unwrap();
-    buf.freeze()
+    let records = (0..n).map(|i| {
+        let (key, value) = (format!("k{i}"), format!("v{i}"));
+        (Some(Bytes::from(key)), Some(Bytes::from(value)))
+    });
+    record_batch(records, base_ts(), compression)
 }
 
 fn metadata(c: &mut Client, version: i16, topics: Option<Vec<&str>>) -> MetadataResponse {

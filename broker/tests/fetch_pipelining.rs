@@ -6,12 +6,10 @@
 mod common;
 
 use bytes::{Buf, Bytes, BytesMut};
-use common::{wait_for, Client, Cluster};
+use common::{now_ms, record_batch, wait_for, Client, Cluster};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Compression, RecordBatchDecoder};
 use std::io::Read;
 use std::time::Duration;
 
@@ -24,13 +22,6 @@ fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
 fn value(offset: usize) -> Bytes {
     let mut v = format!("{offset:>10}:").into_bytes();
     v.resize(VALUE_BYTES, b'a' + (offset % 26) as u8);
@@ -38,35 +29,8 @@ fn value(offset: usize) -> Bytes {
 }
 
 fn batch(first: usize) -> Bytes {
-    let ts = now_ms();
-    let records: Vec<Record> = (0..RECORDS_PER_BATCH)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp: ts,
-            key: None,
-            value: Some(value(first + i)),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
-    buf.freeze()
+    let records = (0..RECORDS_PER_BATCH).map(|i| (None, Some(value(first + i))));
+    record_batch(records, now_ms(), Compression::None)
 }
 
 fn fetch_req(offset: i64) -> FetchRequest {

@@ -3,56 +3,23 @@
 
 mod common;
 
-use bytes::{Bytes, BytesMut};
-use common::{wait_for, Client, Cluster};
+use bytes::Bytes;
+use common::{now_ms, record_batch, wait_for, Client, Cluster};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Compression, RecordBatchDecoder};
 use std::time::Duration;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
 }
 
 fn batch(tag: &str, n: usize) -> Bytes {
-    let records: Vec<Record> = (0..n)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            // Current timestamps: old ones would be deleted by retention.
-            timestamp: now_ms(),
-            key: Some(Bytes::from(format!("{tag}-{i}"))),
-            value: Some(Bytes::from_static(b"value")),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::Lz4,
-        },
-    )
-    .unwrap();
-    buf.freeze()
+    let records = (0..n).map(|i| {
+        let key = Bytes::from(format!("{tag}-{i}"));
+        (Some(key), Some(Bytes::from_static(b"value")))
+    });
+    record_batch(records, now_ms(), Compression::Lz4)
 }
 
 fn partitions(c: &mut Client, topic: &str) -> Vec<(i32, i32)> {
