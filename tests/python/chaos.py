@@ -104,12 +104,29 @@ class Poller(threading.Thread):
 
 
 def read_through_leader(bootstrap):
-    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+    moving = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+              KafkaError._TIMED_OUT, KafkaError._TRANSPORT}
 
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "chaos-final", "enable.auto.commit": False})
+
+    def watermarks(tp):
+        # Leadership may still move once the ISR is whole again (the controller's preferred
+        # leader election): retry on a retriable error, as a Kafka client does.
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                return c.get_watermark_offsets(tp, timeout=10)
+            except KafkaException as e:
+                err = e.args[0]
+                if not (err.retriable() or err.code() in moving) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
     out = {}
     for p in range(PARTITIONS):
-        lo, hi = c.get_watermark_offsets(TopicPartition(TOPIC, p), timeout=10)
+        lo, hi = watermarks(TopicPartition(TOPIC, p))
         c.assign([TopicPartition(TOPIC, p, lo)])
         recs, deadline = [], time.monotonic() + 60
         while (not recs or recs[-1][0] < hi - 1) and hi > lo and time.monotonic() < deadline:
