@@ -30,6 +30,9 @@ use tokio::sync::{mpsc, oneshot};
 pub const QUEUE_DEPTH: usize = 256;
 /// Longest wait for a write to commit before the request fails with REQUEST_TIMED_OUT.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most queued requests served before each periodic decision ([`QUEUE_DEPTH`] bounds the
+/// queue; this bounds the drain when requests keep coming).
+const MAX_DRAIN: usize = 2 * QUEUE_DEPTH;
 
 /// A mutating request and where to send its answer.
 #[derive(Debug)]
@@ -116,16 +119,7 @@ impl Controller {
             tokio::select! {
                 cmd = rx.recv() => {
                     let Some(cmd) = cmd else { return };
-                    self.check_leadership().await;
-                    let resp = if !self.active {
-                        self.not_controller()
-                    } else if !self.applied_everything().await {
-                        let msg = "earlier metadata writes are not committed yet";
-                        error(ResponseError::RequestTimedOut, msg.into())
-                    } else {
-                        self.handle(cmd.req).await
-                    };
-                    let _ = cmd.reply.send(resp);
+                    self.serve(cmd).await;
                 }
                 changed = metrics.changed() => {
                     if changed.is_err() {
@@ -134,6 +128,15 @@ impl Controller {
                     self.check_leadership().await;
                 }
                 _ = tick.tick() => {
+                    // Requests that queued up while an earlier write waited for its commit
+                    // (a slow fsync) come first: among them are heartbeats, and a session
+                    // must not expire because the controller itself was slow to read them.
+                    for _ in 0..MAX_DRAIN {
+                        match rx.try_recv() {
+                            Ok(cmd) => self.serve(cmd).await,
+                            Err(_) => break,
+                        }
+                    }
                     self.check_leadership().await;
                     if self.active && self.applied_everything().await {
                         self.periodic().await;
@@ -141,6 +144,20 @@ impl Controller {
                 }
             }
         }
+    }
+
+    /// Answers one request.
+    async fn serve(&mut self, cmd: Command) {
+        self.check_leadership().await;
+        let resp = if !self.active {
+            self.not_controller()
+        } else if !self.applied_everything().await {
+            let msg = "earlier metadata writes are not committed yet";
+            error(ResponseError::RequestTimedOut, msg.into())
+        } else {
+            self.handle(cmd.req).await
+        };
+        let _ = cmd.reply.send(resp);
     }
 
     fn not_controller(&self) -> ControlResponse {
@@ -228,21 +245,19 @@ impl Controller {
         }
     }
 
+    /// One periodic change (a fencing, a preferred leader election) per tick, so that
+    /// requests queued during its write are served before the next decision.
     async fn periodic(&mut self) {
-        for _ in 0..16 {
-            let now = self.now_ms();
-            let sessions = &mut self.sessions;
-            let Some((label, batch)) = self
-                .feed
-                .with_image(|img| brokers::periodic(img, sessions, now))
-            else {
-                return;
-            };
-            tracing::info!("{label}");
-            if self.write(batch).await.is_err() {
-                return;
-            }
-        }
+        let now = self.now_ms();
+        let sessions = &mut self.sessions;
+        let Some((label, batch)) = self
+            .feed
+            .with_image(|img| brokers::periodic(img, sessions, now))
+        else {
+            return;
+        };
+        tracing::info!("{label}");
+        let _ = self.write(batch).await;
     }
 
     async fn handle(&mut self, req: ControlRequest) -> ControlResponse {
