@@ -67,7 +67,13 @@ impl PartitionLog {
         meta.next_offset = new_end;
         meta.max_timestamp = self.active.builder.max_timestamp;
         self.epochs.truncate_from_end(Offset(new_end))?;
-        self.log_start = self.log_start.min(new_end);
+        if new_end < self.log_start {
+            // The batch holding `offset` began below the log start: the log is now empty
+            // at `new_end`, and the persisted log start must say so too, or a reopen
+            // would start the log past records appended from here.
+            self.log_start = new_end;
+            self.persist_log_start()?;
+        }
         if self.recovery_point > base {
             self.persist_recovery_point(base)?;
         }

@@ -457,6 +457,30 @@ fn a_sync_done_outside_the_log_counts_only_for_the_segment_it_synced() {
 }
 
 #[test]
+fn truncation_below_a_moved_log_start_survives_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t-0");
+    let mut log = PartitionLog::open(&path, "t-0", tiny(1 << 20)).unwrap();
+    log.append(&mut batch(8, 1, 10, 0), E, 0).unwrap(); // offsets 0..7
+    log.append(&mut batch(2, 2, 10, 0), E, 0).unwrap(); // offsets 8..9
+    log.delete_records_before(Offset(9)).unwrap();
+    // Offset 9 sits in the batch 8..9, which goes whole: the log is empty at 8.
+    log.truncate_to(Offset(9)).unwrap();
+    assert_eq!(
+        (log.log_start_offset(), log.log_end_offset()),
+        (Offset(8), Offset(8))
+    );
+    log.append(&mut batch(1, 3, 10, 0), E, 0).unwrap();
+    drop(log); // crash
+    let log = PartitionLog::open(&path, "t-0", tiny(1 << 20)).unwrap();
+    assert_eq!(
+        (log.log_start_offset(), log.log_end_offset()),
+        (Offset(8), Offset(9))
+    );
+    assert!(log.read(Offset(8), 1 << 20, Offset(9)).is_ok());
+}
+
+#[test]
 fn many_segments_keep_a_bounded_number_mapped() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = PartitionLog::open(dir.path(), "t-0", tiny(250)).unwrap();
