@@ -18,6 +18,9 @@ pub(crate) struct Active {
     pub(crate) builder: IndexBuilder,
     /// Bytes below this were `msync`ed.
     pub(crate) flushed_to: u32,
+    /// Opened from a file an earlier instance of the log wrote: views that instance handed
+    /// out may still map it, so it is never rewound in place (truncation copies instead).
+    pub(crate) inherited: bool,
     path: PathBuf,
 }
 
@@ -55,6 +58,7 @@ impl Active {
             map,
             builder,
             flushed_to: size,
+            inherited: false,
             path,
         })
     }

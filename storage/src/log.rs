@@ -116,13 +116,14 @@ impl PartitionLog {
             .next_back()
             .expect("at least one segment")
             .clone();
-        let active = Active::open(
+        let mut active = Active::open(
             &dir,
             last.base,
             last.size,
             last_builder,
             config.segment_bytes,
         )?;
+        active.inherited = last.size > 0;
         let first_base = *segments.keys().next().expect("at least one segment");
         let log_end = last.next_offset;
         let log_start = start_cp.unwrap_or(first_base).max(first_base).min(log_end);

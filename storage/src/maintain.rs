@@ -39,7 +39,7 @@ impl PartitionLog {
         let was_active = base == self.active.base;
         let old_active = self.active.base;
         let old_size = self.active_meta().size;
-        let rewound = was_active && self.active.map.rewind(pos as usize);
+        let rewound = was_active && !self.active.inherited && self.active.map.rewind(pos as usize);
         if rewound {
             self.active.map.zero(pos as usize..old_size as usize);
             let data = self

@@ -481,6 +481,26 @@ fn truncation_below_a_moved_log_start_survives_a_crash() {
 }
 
 #[test]
+fn views_from_before_a_reopen_survive_a_truncation_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t-0");
+    let mut log = PartitionLog::open(&path, "t-0", tiny(1 << 20)).unwrap();
+    log.append(&mut batch(2, 1, 10, 0), E, 0).unwrap();
+    log.append(&mut batch(2, 2, 10, 0), E, 0).unwrap();
+    let view = log.read(Offset(0), 1 << 20, Offset(4)).unwrap().records;
+    let copy = view.to_vec();
+    drop(log); // crash; the view (say, a fetch response being written) lives on
+    let mut log = PartitionLog::open(&path, "t-0", tiny(1 << 20)).unwrap();
+    log.truncate_to(Offset(0)).unwrap();
+    log.append(&mut batch(1, 3, 10, 0), E, 0).unwrap();
+    assert_eq!(
+        &view[..],
+        &copy[..],
+        "a view from before the reopen changed"
+    );
+}
+
+#[test]
 fn many_segments_keep_a_bounded_number_mapped() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = PartitionLog::open(dir.path(), "t-0", tiny(250)).unwrap();
