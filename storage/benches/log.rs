@@ -67,7 +67,7 @@ fn open_log(dir: &Path) -> PartitionLog {
 }
 
 fn bench_append(c: &mut Criterion, dir: &Path) {
-    let mut batch = test_batch();
+    let batch = test_batch();
     let mut group = c.benchmark_group("append");
     group.throughput(Throughput::Bytes(batch.len() as u64));
     let file_path = dir.join("plain-write");
@@ -119,7 +119,7 @@ fn bench_append(c: &mut Criterion, dir: &Path) {
                 let n = n.min((RESET_BYTES - l.size_bytes()).div_ceil(batch.len() as u64));
                 let start = Instant::now();
                 for _ in 0..n {
-                    l.append(&mut batch, LeaderEpoch(0), 0).unwrap();
+                    l.append(&batch, LeaderEpoch(0), 0).unwrap();
                 }
                 elapsed += start.elapsed();
                 done += n;
@@ -133,13 +133,13 @@ fn bench_append(c: &mut Criterion, dir: &Path) {
 }
 
 fn bench_read(c: &mut Criterion, dir: &Path) {
-    let mut batch = test_batch();
+    let batch = test_batch();
     let log_dir = dir.join("read-0");
     let mut log = open_log(&log_dir);
     let plain_path = dir.join("plain-read");
     let mut plain = File::create(&plain_path).unwrap();
     while log.size_bytes() < READ_BYTES {
-        log.append(&mut batch, LeaderEpoch(0), 0).unwrap();
+        log.append(&batch, LeaderEpoch(0), 0).unwrap();
         plain.write_all(&batch).unwrap();
     }
     drop(plain);

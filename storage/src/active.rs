@@ -1,7 +1,7 @@
 //! The active (last) segment: its file, read-write map and index builder.
 
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
+use std::io::{IoSlice, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::cache::CachedSegment;
@@ -69,21 +69,23 @@ impl Active {
     }
 
     /// Writes one batch at the end of the segment and makes it readable through the map.
+    /// `parts` are the batch's bytes in order (a leader append passes its patched
+    /// 16-byte prefix and the request's bytes after it, so the batch is never copied in
+    /// user space).
     ///
-    /// The bytes go in with `pwrite` on the mapped file: the map is `MAP_SHARED`, so it shows
-    /// the same page-cache pages, and `Bytes` views of them need no copy. Storing through
-    /// the map instead (what DESIGN.md describes) was measured erratic here, 0.14-0.37x of
-    /// `write(2)`: every store into a hole of the sparse file takes a fault that zero-fills
-    /// it through readahead. `pwrite` runs at `write(2)` speed and turns a full disk into an
-    /// `Io` error instead of a `SIGBUS` on a store. The write lands at or after the readable
-    /// length, where no view looks (see `mmap.rs`).
-    pub(crate) fn write(&mut self, pos: u32, batch: &[u8]) -> Result<(), LogError> {
+    /// The bytes go in with `write(2)` on the mapped file: the map is `MAP_SHARED`, so it
+    /// shows the same page-cache pages, and `Bytes` views of them need no copy. Storing
+    /// through the map instead (what DESIGN.md describes) was measured erratic here,
+    /// 0.14-0.37x of `write(2)`: every store into a hole of the sparse file takes a fault
+    /// that zero-fills it through readahead. `write(2)` runs at full speed and turns a full
+    /// disk into an `Io` error instead of a `SIGBUS` on a store. The write lands at or
+    /// after the readable length, where no view looks (see `mmap.rs`).
+    pub(crate) fn write(&mut self, pos: u32, parts: &[&[u8]]) -> Result<(), LogError> {
         let pos = pos as usize;
-        let end = pos + batch.len();
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let end = pos + len;
         assert!(pos >= self.map.readable() && end <= self.map.len());
-        self.file
-            .write_all_at(batch, pos as u64)
-            .map_err(LogError::io(&self.path))?;
+        write_all_at(&self.file, pos as u64, parts).map_err(LogError::io(&self.path))?;
         self.map.publish(end);
         Ok(())
     }
@@ -115,6 +117,24 @@ fn builder_files_placeholder(dir: &Path, base: i64) -> Result<(), LogError> {
         segment::time_index_path(dir, base),
     ] {
         File::create(&path).map_err(LogError::io(&path))?;
+    }
+    Ok(())
+}
+
+/// Writes all of `parts` at `offset` with one `writev` (more only after a short write).
+/// `lseek` then `writev` rather than `pwritev`, which std offers only behind `unsafe`;
+/// the segment's writer is the only one moving the file's cursor.
+fn write_all_at(mut file: &File, offset: u64, parts: &[&[u8]]) -> std::io::Result<()> {
+    file.seek(SeekFrom::Start(offset))?;
+    let mut slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+    let mut bufs = &mut slices[..];
+    while !bufs.is_empty() {
+        match file.write_vectored(bufs) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
     Ok(())
 }

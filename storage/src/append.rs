@@ -10,11 +10,12 @@ use crate::segment::{IndexBuilder, SegmentMeta};
 
 impl PartitionLog {
     /// Leader append: validates every batch of `batches` (length, magic, CRC-32C, record
-    /// count) before writing any, then assigns offsets by patching `baseOffset` and
-    /// `partitionLeaderEpoch` in place and copies the bytes into the active segment.
+    /// count) before writing any, then assigns offsets: each batch goes into the active
+    /// segment with `baseOffset` and `partitionLeaderEpoch` (which the CRC does not cover)
+    /// replaced in its written copy; `batches` itself is not changed.
     pub fn append(
         &mut self,
-        batches: &mut [u8],
+        batches: &[u8],
         leader_epoch: LeaderEpoch,
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
@@ -24,13 +25,13 @@ impl PartitionLog {
         let mut info = AppendInfo::empty(first);
         for (pos, header) in headers {
             let base = self.log_end_offset().0;
-            let bytes = &mut batches[pos..pos + header.total_len()];
-            batch::patch(bytes, base, leader_epoch.0);
+            let bytes = &batches[pos..pos + header.total_len()];
+            let prefix = batch::patched_prefix(bytes, base, leader_epoch.0);
             let header = BatchHeader {
                 base_offset: base,
                 ..header
             };
-            self.append_batch(bytes, &header, now_ms)?;
+            self.append_batch(&[&prefix, &bytes[prefix.len()..]], &header, now_ms)?;
             info.add(&header);
         }
         self.after_append(info.record_count)?;
@@ -70,7 +71,7 @@ impl PartitionLog {
                 LeaderEpoch(header.partition_leader_epoch),
                 Offset(header.base_offset),
             )?;
-            self.append_batch(&batches[pos..pos + header.total_len()], &header, now_ms)?;
+            self.append_batch(&[&batches[pos..pos + header.total_len()]], &header, now_ms)?;
             info.add(&header);
         }
         self.after_append(info.record_count)?;
@@ -109,23 +110,25 @@ impl PartitionLog {
         Ok(out)
     }
 
+    /// Writes one batch, given as consecutive `parts`, at the log end.
     fn append_batch(
         &mut self,
-        bytes: &[u8],
+        parts: &[&[u8]],
         header: &BatchHeader,
         now_ms: i64,
     ) -> Result<(), LogError> {
-        self.maybe_roll(bytes.len(), header.last_offset(), now_ms)?;
+        let len = header.total_len();
+        self.maybe_roll(len, header.last_offset(), now_ms)?;
         let interval = self.config.index_interval_bytes;
         let active_base = self.active.base;
         let pos = self.active_meta().size;
-        self.active.write(pos, bytes)?;
+        self.active.write(pos, parts)?;
         let rel = (header.base_offset - active_base) as u32;
         self.active
             .builder
-            .on_batch(rel, pos, bytes.len() as u32, header.max_timestamp, interval);
+            .on_batch(rel, pos, len as u32, header.max_timestamp, interval);
         let meta = self.active_meta_mut();
-        meta.size = pos + bytes.len() as u32;
+        meta.size = pos + len as u32;
         meta.next_offset = header.next_offset();
         meta.max_timestamp = meta.max_timestamp.max(header.max_timestamp);
         meta.created_ms.get_or_insert(now_ms);

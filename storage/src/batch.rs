@@ -175,8 +175,22 @@ pub(crate) fn peek(buf: &[u8]) -> Option<(i64, usize, i32)> {
 
 /// Overwrites `baseOffset` and `partitionLeaderEpoch`, which the CRC does not cover.
 pub fn patch(batch: &mut [u8], base_offset: i64, leader_epoch: i32) {
-    batch[0..8].copy_from_slice(&base_offset.to_be_bytes());
-    batch[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
+    let prefix = patched_prefix(batch, base_offset, leader_epoch);
+    batch[..PATCHED_PREFIX].copy_from_slice(&prefix);
+}
+
+/// Bytes at the start of a batch that [`patched_prefix`] covers: `baseOffset`,
+/// `batchLength` and `partitionLeaderEpoch`.
+pub const PATCHED_PREFIX: usize = 16;
+
+/// The first [`PATCHED_PREFIX`] bytes of `batch` with `baseOffset` and
+/// `partitionLeaderEpoch` replaced (`batchLength` kept).
+pub fn patched_prefix(batch: &[u8], base_offset: i64, leader_epoch: i32) -> [u8; PATCHED_PREFIX] {
+    let mut p = [0u8; PATCHED_PREFIX];
+    p[0..8].copy_from_slice(&base_offset.to_be_bytes());
+    p[8..12].copy_from_slice(&batch[8..12]);
+    p[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
+    p
 }
 
 /// Builds a valid v2 batch with `record_count` records whose encoded bodies are

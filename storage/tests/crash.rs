@@ -19,7 +19,7 @@ fn crashed_log(path: &Path, batches: usize) -> Vec<(i64, Vec<u8>)> {
     let mut log = PartitionLog::open(path, "t-0", tiny(400)).unwrap();
     for i in 0..batches {
         log.append(
-            &mut batch(1 + (i % 3) as i32, i as u8, 20 + 7 * i, i as i64),
+            &batch(1 + (i % 3) as i32, i as u8, 20 + 7 * i, i as i64),
             E,
             0,
         )
@@ -69,7 +69,7 @@ fn check_reopened(path: &Path, expected: &[(i64, Vec<u8>)]) {
     });
     assert_eq!(log.log_end_offset(), Offset(end));
     assert_eq!(read_all(&log, Offset(end)), expected);
-    let info = log.append(&mut batch(2, 0xee, 30, 0), E, 0).unwrap();
+    let info = log.append(&batch(2, 0xee, 30, 0), E, 0).unwrap();
     assert_eq!(info.first_offset, Offset(end));
     let after = log.read(Offset(end), 1 << 20, Offset(end + 2)).unwrap();
     assert_eq!(split(&after.records).len(), 1);

@@ -43,10 +43,10 @@ fn encode(records: &[Record], compression: Compression) -> Vec<u8> {
 fn client_batches_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = PartitionLog::open(dir.path(), "t-0", Default::default()).unwrap();
-    let mut first = encode(&records(3, 1000), Compression::None);
-    let mut second = encode(&records(5, 2000), Compression::Gzip);
-    log.append(&mut first, LeaderEpoch(4), 0).unwrap();
-    let info = log.append(&mut second, LeaderEpoch(4), 0).unwrap();
+    let first = encode(&records(3, 1000), Compression::None);
+    let second = encode(&records(5, 2000), Compression::Gzip);
+    log.append(&first, LeaderEpoch(4), 0).unwrap();
+    let info = log.append(&second, LeaderEpoch(4), 0).unwrap();
     assert_eq!(
         (info.first_offset, info.last_offset, info.max_timestamp),
         (Offset(3), Offset(7), 2004)

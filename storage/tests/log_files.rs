@@ -3,6 +3,7 @@
 mod common;
 
 use common::{batch, files, split, tiny};
+use gregor_storage::batch::patch;
 use gregor_storage::{BatchError, BatchHeader, LogError, PartitionLog};
 use protocol::ids::{LeaderEpoch, Offset};
 
@@ -27,15 +28,15 @@ fn expected_files(bases: &[i64], extra: &[&str]) -> Vec<String> {
 fn append_assigns_offsets_and_reads_back_zero_copy() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = PartitionLog::open(dir.path().join("t-0"), "t-0", tiny(1 << 20)).unwrap();
-    let mut b1 = batch(3, 1, 100, 1_000);
+    let b1 = batch(3, 1, 100, 1_000);
     let mut both = batch(2, 2, 50, 2_000);
     both.extend(batch(1, 3, 10, 1_500));
-    let i1 = log.append(&mut b1, E, 0).unwrap();
+    let i1 = log.append(&b1, E, 0).unwrap();
     assert_eq!(
         (i1.first_offset, i1.last_offset, i1.record_count),
         (Offset(0), Offset(2), 3)
     );
-    let i2 = log.append(&mut both, E, 0).unwrap();
+    let i2 = log.append(&both, E, 0).unwrap();
     assert_eq!(
         (i2.first_offset, i2.last_offset, i2.batch_count),
         (Offset(3), Offset(5), 2)
@@ -43,11 +44,24 @@ fn append_assigns_offsets_and_reads_back_zero_copy() {
     assert_eq!(i2.max_timestamp, 2_000);
     assert_eq!(log.log_end_offset(), Offset(6));
 
-    // The client's bytes are stored as patched in place.
+    // The client's bytes are stored with only `baseOffset` and `partitionLeaderEpoch`
+    // changed (the CRC does not cover them); the caller's buffers are left as they were.
+    assert_eq!(b1, batch(3, 1, 100, 1_000));
     let all = log.read(Offset(0), 1 << 20, Offset(6)).unwrap();
     let mut expect = b1.clone();
-    expect.extend_from_slice(&both);
+    patch(&mut expect, 0, E.0);
+    let mut rest = both.clone();
+    let first_len = batch(2, 2, 50, 2_000).len();
+    patch(&mut rest[..first_len], 3, E.0);
+    patch(&mut rest[first_len..], 5, E.0);
+    expect.extend_from_slice(&rest);
     assert_eq!(&all.records[..], &expect[..]);
+    for (_, stored) in split(&all.records) {
+        BatchHeader::parse(&stored)
+            .unwrap()
+            .verify_crc(&stored)
+            .unwrap();
+    }
     // From the middle of a batch: that whole batch.
     let r = log.read(Offset(4), 1 << 20, Offset(6)).unwrap();
     assert_eq!(
@@ -89,7 +103,7 @@ fn invalid_batches_are_rejected_before_anything_is_written() {
     let mut bad = batch(1, 2, 10, 0);
     bad[70] ^= 0xff;
     good_then_bad.extend(bad);
-    let err = log.append(&mut good_then_bad, E, 0).unwrap_err();
+    let err = log.append(&good_then_bad, E, 0).unwrap_err();
     assert!(
         matches!(err, LogError::InvalidBatch { position: 71, .. }),
         "{err}"
@@ -98,16 +112,16 @@ fn invalid_batches_are_rejected_before_anything_is_written() {
     let mut wrong_magic = batch(1, 1, 10, 0);
     wrong_magic[16] = 1;
     assert!(matches!(
-        log.append(&mut wrong_magic, E, 0),
+        log.append(&wrong_magic, E, 0),
         Err(LogError::InvalidBatch { .. })
     ));
     assert!(matches!(
-        log.append(&mut [], E, 0),
+        log.append(&[], E, 0),
         Err(LogError::InvalidBatch { .. })
     ));
-    let mut huge = batch(1, 1, 2 << 20, 0);
+    let huge = batch(1, 1, 2 << 20, 0);
     assert!(matches!(
-        log.append(&mut huge, E, 0),
+        log.append(&huge, E, 0),
         Err(LogError::BatchTooLarge { .. })
     ));
 }
@@ -118,10 +132,10 @@ fn follower_append_keeps_offsets_and_rejects_gaps_and_overlaps() {
     let mut leader = PartitionLog::open(dir.path().join("l"), "l", tiny(1 << 20)).unwrap();
     let mut follower = PartitionLog::open(dir.path().join("f"), "f", tiny(1 << 20)).unwrap();
     leader
-        .append(&mut batch(2, 1, 10, 0), LeaderEpoch(3), 0)
+        .append(&batch(2, 1, 10, 0), LeaderEpoch(3), 0)
         .unwrap();
     leader
-        .append(&mut batch(2, 1, 10, 0), LeaderEpoch(5), 0)
+        .append(&batch(2, 1, 10, 0), LeaderEpoch(5), 0)
         .unwrap();
     let all = leader.read(Offset(0), 1 << 20, Offset(4)).unwrap().records;
     let batches = split(&all);
@@ -152,7 +166,7 @@ fn rolls_leave_exact_files_and_reopen_cleanly() {
     // Each batch is 61 + 39 = 100 bytes; 250-byte segments hold two.
     let mut log = PartitionLog::open(&path, "t-0", tiny(250)).unwrap();
     for i in 0..5 {
-        log.append(&mut batch(2, i, 39, 100 + i64::from(i)), E, 0)
+        log.append(&batch(2, i, 39, 100 + i64::from(i)), E, 0)
             .unwrap();
     }
     assert_eq!(log.segment_bases(), vec![Offset(0), Offset(4), Offset(8)]);
@@ -202,7 +216,7 @@ fn rolls_leave_exact_files_and_reopen_cleanly() {
         files(&path),
         expected_files(&[0, 4, 8], &["leader-epoch-checkpoint", "recovery-point"])
     );
-    log.append(&mut batch(1, 9, 39, 200), E, 0).unwrap();
+    log.append(&batch(1, 9, 39, 200), E, 0).unwrap();
     assert_eq!(log.segment_bases(), vec![Offset(0), Offset(4), Offset(8)]);
     let r = log.read(Offset(8), 1 << 20, Offset(11)).unwrap();
     assert_eq!(
@@ -229,7 +243,7 @@ fn retention_by_time_and_size_deletes_whole_segments() {
     let mut log = PartitionLog::open(&path, "t-0", tiny(250)).unwrap();
     for i in 0..6 {
         // Timestamps 1000, 1000, 2000, 2000, 3000, 3000: two batches per segment.
-        log.append(&mut batch(1, i, 39, 1000 * (1 + i64::from(i) / 2)), E, 0)
+        log.append(&batch(1, i, 39, 1000 * (1 + i64::from(i) / 2)), E, 0)
             .unwrap();
     }
     assert_eq!(log.segment_bases(), vec![Offset(0), Offset(2), Offset(4)]);
@@ -262,7 +276,7 @@ fn retention_by_time_and_size_deletes_whole_segments() {
     cfg.retention_bytes = Some(250);
     log.set_config(cfg);
     for i in 0..6 {
-        log.append(&mut batch(1, i, 39, 0), E, 0).unwrap();
+        log.append(&batch(1, i, 39, 0), E, 0).unwrap();
     }
     // Segments 6, 8 and the active 10, 200 bytes each: only 6 can go while keeping >= 250.
     assert_eq!(log.enforce_retention(0).unwrap(), 1);
@@ -276,7 +290,7 @@ fn truncation_and_delete_records() {
     let path = dir.path().join("t-0");
     let mut log = PartitionLog::open(&path, "t-0", tiny(250)).unwrap();
     for i in 0..5 {
-        log.append(&mut batch(2, i, 39, 0), LeaderEpoch(i32::from(i)), 0)
+        log.append(&batch(2, i, 39, 0), LeaderEpoch(i32::from(i)), 0)
             .unwrap();
     }
     // A reader holds a view into a segment that truncation will rewrite.
@@ -302,8 +316,7 @@ fn truncation_and_delete_records() {
             .len(),
         250
     );
-    log.append(&mut batch(3, 7, 10, 0), LeaderEpoch(9), 0)
-        .unwrap();
+    log.append(&batch(3, 7, 10, 0), LeaderEpoch(9), 0).unwrap();
     let r = log.read(Offset(4), 1 << 20, Offset(10)).unwrap();
     assert_eq!(
         split(&r.records).iter().map(|b| b.0).collect::<Vec<_>>(),
@@ -314,8 +327,7 @@ fn truncation_and_delete_records() {
     // Truncating inside the active segment with no views alive rewinds in place.
     log.truncate_to(Offset(4)).unwrap();
     assert_eq!(log.log_end_offset(), Offset(4));
-    log.append(&mut batch(1, 8, 10, 0), LeaderEpoch(9), 0)
-        .unwrap();
+    log.append(&batch(1, 8, 10, 0), LeaderEpoch(9), 0).unwrap();
     assert_eq!(log.log_end_offset(), Offset(5));
 
     log.delete_records_before(Offset(3)).unwrap();
@@ -357,7 +369,7 @@ fn truncation_and_delete_records() {
             ]
         )
     );
-    log.append(&mut batch(1, 1, 10, 0), E, 0).unwrap();
+    log.append(&batch(1, 1, 10, 0), E, 0).unwrap();
     assert_eq!(log.log_end_offset(), Offset(101));
     log.delete().unwrap();
     assert!(!path.exists());
@@ -369,7 +381,7 @@ fn corrupt_byte_in_an_older_segment_is_an_error_on_read() {
     let path = dir.path().join("t-0");
     let mut log = PartitionLog::open(&path, "t-0", tiny(250)).unwrap();
     for i in 0..5 {
-        log.append(&mut batch(2, i, 39, 0), E, 0).unwrap();
+        log.append(&batch(2, i, 39, 0), E, 0).unwrap();
     }
     log.close().unwrap();
     let seg0 = path.join(format!("{:020}.log", 0));
@@ -414,7 +426,7 @@ fn segment_ms_rolls_on_tick_and_flush_policies_run() {
     cfg.flush_ms = Some(10);
     cfg.flush_messages = Some(2);
     let mut log = PartitionLog::open(dir.path(), "t-0", cfg).unwrap();
-    log.append(&mut batch(1, 1, 10, 0), E, 5_000).unwrap();
+    log.append(&batch(1, 1, 10, 0), E, 5_000).unwrap();
     log.tick(5_500).unwrap();
     assert_eq!(log.segment_bases(), vec![Offset(0)]);
     log.tick(6_000).unwrap();
@@ -427,7 +439,7 @@ fn segment_ms_rolls_on_tick_and_flush_policies_run() {
             .nth(2),
         Some("1")
     );
-    log.append(&mut batch(3, 1, 10, 0), E, 6_100).unwrap();
+    log.append(&batch(3, 1, 10, 0), E, 6_100).unwrap();
     log.tick(7_000).unwrap();
 }
 
@@ -437,13 +449,13 @@ fn a_sync_done_outside_the_log_counts_only_for_the_segment_it_synced() {
     let mut cfg = tiny(1 << 20);
     cfg.segment_ms = Some(1000);
     let mut log = PartitionLog::open(dir.path(), "t-0", cfg).unwrap();
-    log.append(&mut batch(1, 1, 10, 0), E, 5_000).unwrap();
+    log.append(&batch(1, 1, 10, 0), E, 5_000).unwrap();
     log.tick_except_sync(6_000).unwrap();
     let first = log.next_pending_sync().expect("segment 0 rolled");
     assert_eq!(first.base, 0);
     // While that fsync runs without the log, the log is truncated and segment 0 rolls anew.
     log.truncate_fully_and_start_at(Offset(0)).unwrap();
-    log.append(&mut batch(1, 1, 10, 0), E, 7_000).unwrap();
+    log.append(&batch(1, 1, 10, 0), E, 7_000).unwrap();
     log.tick_except_sync(8_100).unwrap();
     let second = log.next_pending_sync().expect("segment 0 rolled again");
     assert_eq!(second.base, 0);
@@ -461,8 +473,8 @@ fn truncation_below_a_moved_log_start_survives_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t-0");
     let mut log = PartitionLog::open(&path, "t-0", tiny(1 << 20)).unwrap();
-    log.append(&mut batch(8, 1, 10, 0), E, 0).unwrap(); // offsets 0..7
-    log.append(&mut batch(2, 2, 10, 0), E, 0).unwrap(); // offsets 8..9
+    log.append(&batch(8, 1, 10, 0), E, 0).unwrap(); // offsets 0..7
+    log.append(&batch(2, 2, 10, 0), E, 0).unwrap(); // offsets 8..9
     log.delete_records_before(Offset(9)).unwrap();
     // Offset 9 sits in the batch 8..9, which goes whole: the log is empty at 8.
     log.truncate_to(Offset(9)).unwrap();
@@ -470,7 +482,7 @@ fn truncation_below_a_moved_log_start_survives_a_crash() {
         (log.log_start_offset(), log.log_end_offset()),
         (Offset(8), Offset(8))
     );
-    log.append(&mut batch(1, 3, 10, 0), E, 0).unwrap();
+    log.append(&batch(1, 3, 10, 0), E, 0).unwrap();
     drop(log); // crash
     let log = PartitionLog::open(&path, "t-0", tiny(1 << 20)).unwrap();
     assert_eq!(
@@ -485,14 +497,14 @@ fn views_from_before_a_reopen_survive_a_truncation_after_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t-0");
     let mut log = PartitionLog::open(&path, "t-0", tiny(1 << 20)).unwrap();
-    log.append(&mut batch(2, 1, 10, 0), E, 0).unwrap();
-    log.append(&mut batch(2, 2, 10, 0), E, 0).unwrap();
+    log.append(&batch(2, 1, 10, 0), E, 0).unwrap();
+    log.append(&batch(2, 2, 10, 0), E, 0).unwrap();
     let view = log.read(Offset(0), 1 << 20, Offset(4)).unwrap().records;
     let copy = view.to_vec();
     drop(log); // crash; the view (say, a fetch response being written) lives on
     let mut log = PartitionLog::open(&path, "t-0", tiny(1 << 20)).unwrap();
     log.truncate_to(Offset(0)).unwrap();
-    log.append(&mut batch(1, 3, 10, 0), E, 0).unwrap();
+    log.append(&batch(1, 3, 10, 0), E, 0).unwrap();
     assert_eq!(
         &view[..],
         &copy[..],
@@ -505,7 +517,7 @@ fn many_segments_keep_a_bounded_number_mapped() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = PartitionLog::open(dir.path(), "t-0", tiny(250)).unwrap();
     for i in 0..40 {
-        log.append(&mut batch(1, i, 39, 0), E, 0).unwrap();
+        log.append(&batch(1, i, 39, 0), E, 0).unwrap();
     }
     for from in 0..40 {
         let r = log.read(Offset(from), 1 << 20, Offset(40)).unwrap();
@@ -520,10 +532,10 @@ fn unclean_open_rescans_only_from_the_recovery_point() {
     let path = dir.path().join("t-0");
     let mut log = PartitionLog::open(&path, "t-0", tiny(250)).unwrap();
     for i in 0..5 {
-        log.append(&mut batch(2, i, 39, 0), E, 0).unwrap();
+        log.append(&batch(2, i, 39, 0), E, 0).unwrap();
     }
     log.flush().unwrap(); // segments 0 and 4 are durable; 8 is active
-    log.append(&mut batch(2, 9, 39, 0), E, 0).unwrap(); // offsets 10..11 in segment 8
+    log.append(&batch(2, 9, 39, 0), E, 0).unwrap(); // offsets 10..11 in segment 8
     drop(log); // crash
                // Damage below the recovery point (not rescanned) and in the active segment.
     let flip = |base: i64, at: usize| {

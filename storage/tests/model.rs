@@ -5,8 +5,8 @@
 mod common;
 
 use common::split;
-use gregor_storage::batch::build_test_batch;
-use gregor_storage::{LogConfig, LogError, PartitionLog};
+use gregor_storage::batch::{build_test_batch, patch};
+use gregor_storage::{BatchHeader, LogConfig, LogError, PartitionLog};
 use proptest::prelude::*;
 use protocol::ids::{LeaderEpoch, Offset};
 
@@ -210,9 +210,13 @@ fn run(ops: Vec<Op>) {
                     ));
                 }
                 let first = l.log_end_offset();
-                let info = l.append(&mut buf, epoch, 0).unwrap();
+                let info = l.append(&buf, epoch, 0).unwrap();
                 assert_eq!(info.first_offset, first);
-                for (_, b) in split(&buf) {
+                // The log stores each batch with the offsets and epoch it assigned.
+                let mut next = first.0;
+                for (_, mut b) in split(&buf) {
+                    patch(&mut b, next, epoch.0);
+                    next = BatchHeader::parse(&b).unwrap().next_offset();
                     model.append(b);
                 }
             }

@@ -94,9 +94,8 @@ pub async fn handle(ctx: Ctx, req: ProduceRequest) -> Deferred {
                     pr.error_code = ResponseError::NotEnoughReplicas.code();
                 }
                 (true, Some(part), Some(records)) => {
-                    let mut bytes = records.to_vec();
                     let epoch = part.leader_epoch();
-                    match part.append_as_leader(&mut bytes, now) {
+                    match part.append_as_leader(records, now) {
                         Ok(a) => {
                             pr.error_code = 0;
                             pr.base_offset = a.first_offset.0;

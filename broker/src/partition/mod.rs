@@ -280,8 +280,8 @@ mod tests {
 
     fn append(m: &PartitionManager) -> Offset {
         let p = m.get("t", 0).unwrap();
-        let mut batch = storage::batch::build_test_batch(0, 0, 3, 1_000, b"abc");
-        p.append_as_leader(&mut batch, 1_000).unwrap().last_offset
+        let batch = storage::batch::build_test_batch(0, 0, 3, 1_000, b"abc");
+        p.append_as_leader(&batch, 1_000).unwrap().last_offset
     }
 
     use protocol::ids::Offset;

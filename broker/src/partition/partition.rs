@@ -274,7 +274,7 @@ impl Partition {
     /// Appends a producer's record batches as leader (offsets are assigned in place).
     pub fn append_as_leader(
         &self,
-        records: &mut [u8],
+        records: &[u8],
         now_ms: i64,
     ) -> Result<Appended, PartitionError> {
         let mut g = lock(&self.inner);

@@ -2,10 +2,11 @@
 //! OffsetForLeaderEpoch): one request in flight, bounded response frames, every call with
 //! a deadline.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use protocol::frame::take_frame;
+use protocol::kafka::encode_request_frame;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -115,17 +116,8 @@ impl BrokerConnection {
         header.request_api_version = version;
         header.correlation_id = correlation_id;
         header.client_id = Some(self.client_id.clone());
-        let header_version = key.request_header_version(version);
-        let mut body = BytesMut::new();
-        header
-            .encode(&mut body, header_version)
-            .map_err(|e| self.protocol_error(e))?;
-        req.encode(&mut body, version)
-            .map_err(|e| self.protocol_error(e))?;
-        let size = i32::try_from(body.len()).map_err(|e| self.protocol_error(e))?;
-        let mut frame = BytesMut::with_capacity(4 + body.len());
-        frame.put_i32(size);
-        frame.extend_from_slice(&body);
+        let frame =
+            encode_request_frame(&header, req).map_err(|e| self.protocol_error(e.message))?;
         let addr = self.addr.clone();
         self.stream
             .write_all(&frame)

@@ -37,8 +37,8 @@ fn replica(dir: &std::path::Path, id: BrokerId, s: &PartitionState) -> Partition
 }
 
 fn produce(leader: &Partition, records: i32) {
-    let mut b = build_test_batch(0, 0, records, 1_000, &vec![7u8; 10 * records as usize]);
-    leader.append_as_leader(&mut b, 1_000).unwrap();
+    let b = build_test_batch(0, 0, records, 1_000, &vec![7u8; 10 * records as usize]);
+    leader.append_as_leader(&b, 1_000).unwrap();
 }
 
 /// One fetch round: the follower fetches at its log end and appends what it gets.

@@ -223,6 +223,29 @@ impl Client {
         self.meta.topic(name).cloned()
     }
 
+    /// Metadata of one topic whose partitions all have a leader, waiting up to `limit`
+    /// while it is unknown or leaderless: a topic just created may not have reached
+    /// every broker's metadata yet (Kafka's producer waits the same way, `max.block.ms`).
+    pub async fn topic_with_leaders(
+        &mut self,
+        name: &str,
+        limit: Duration,
+    ) -> Result<TopicMeta, KafkaError> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let result = self.topic(name).await;
+            let ready = match &result {
+                Ok(t) => t.partitions.values().all(|p| p.leader >= 0),
+                Err(KafkaError::UnknownTopic(_)) => false,
+                Err(_) => true,
+            };
+            if ready || tokio::time::Instant::now() >= deadline {
+                return result;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The leader of a partition from the current metadata.
     pub fn leader(&self, topic: &str, partition: i32) -> Result<i32, KafkaError> {
         let t = self.meta.topic(topic)?;

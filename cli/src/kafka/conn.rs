@@ -8,8 +8,8 @@
 use super::error::KafkaError;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, RequestHeader, ResponseHeader};
-use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
-use protocol::frame::{put_frame, take_frame};
+use kafka_protocol::protocol::{Decodable, Request, StrBytes};
+use protocol::frame::take_frame;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI16, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -234,15 +234,13 @@ impl Connection {
         header.request_api_version = v;
         header.correlation_id = cid;
         header.client_id = Some(StrBytes::from_static_str("gregor"));
-        let mut body = BytesMut::new();
-        header
-            .encode(&mut body, R::header_version(v))
-            .and_then(|_| req.encode(&mut body, v))
-            .map_err(|e| {
-                self.protocol_error(&format!("cannot encode {} v{v}: {e}", api_name(R::KEY)))
-            })?;
-        let mut frame = BytesMut::with_capacity(body.len() + 4);
-        put_frame(&mut frame, &body);
+        let frame = protocol::kafka::encode_request_frame(&header, req).map_err(|e| {
+            self.protocol_error(&format!(
+                "cannot encode {} v{v}: {}",
+                api_name(R::KEY),
+                e.message
+            ))
+        })?;
         let mut writer = self.writer.lock().await;
         let rx = if want_response {
             let (tx, rx) = oneshot::channel();

@@ -5,7 +5,7 @@
 use super::client::{broker_id, Client, REQUEST_TIMEOUT};
 use super::conn::Connection;
 use super::error::KafkaError;
-use super::records::{decode_batches, ConsumedRecord};
+use super::records::{decode_batches, next_offset_after, ConsumedRecord};
 use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
@@ -172,6 +172,42 @@ pub struct Fetched {
     pub records: Vec<ConsumedRecord>,
 }
 
+/// What a fetch returned for one partition, its record batches not decoded yet.
+#[derive(Clone, Debug)]
+pub struct RawFetched {
+    pub partition: i32,
+    pub error_code: i16,
+    pub high_watermark: i64,
+    /// The record batches as sent (empty on an error).
+    pub batches: Bytes,
+}
+
+impl RawFetched {
+    /// The offset after the last complete batch, read off the batch headers alone (no
+    /// decoding), so a consumer can ask for the next data before it decodes this one.
+    pub fn next_offset(&self) -> Option<i64> {
+        next_offset_after(&self.batches)
+    }
+
+    /// Decodes the batches (CRC checked), naming `topic` and `addr` in an error.
+    pub fn decode(self, topic: &str, addr: &str) -> Result<Fetched, KafkaError> {
+        let records = if self.batches.is_empty() {
+            Vec::new()
+        } else {
+            decode_batches(self.batches).map_err(|e| KafkaError::Protocol {
+                addr: addr.to_string(),
+                message: format!("record batch of {topic}-{}: {e}", self.partition),
+            })?
+        };
+        Ok(Fetched {
+            partition: self.partition,
+            error_code: self.error_code,
+            high_watermark: self.high_watermark,
+            records,
+        })
+    }
+}
+
 /// Fetches from `offsets` (partition, offset) of one topic on one broker.
 pub async fn fetch_on(
     conn: &Connection,
@@ -180,6 +216,21 @@ pub async fn fetch_on(
     max_wait_ms: i32,
     partition_max_bytes: i32,
 ) -> Result<Vec<Fetched>, KafkaError> {
+    fetch_raw_on(conn, topic, offsets, max_wait_ms, partition_max_bytes)
+        .await?
+        .into_iter()
+        .map(|f| f.decode(topic, conn.addr()))
+        .collect()
+}
+
+/// [`fetch_on`] without decoding the record batches.
+pub async fn fetch_raw_on(
+    conn: &Connection,
+    topic: &str,
+    offsets: &[(i32, i64)],
+    max_wait_ms: i32,
+    partition_max_bytes: i32,
+) -> Result<Vec<RawFetched>, KafkaError> {
     let mut ft = FetchTopic::default();
     ft.topic = topic_name(topic);
     ft.partitions = offsets
@@ -222,20 +273,15 @@ pub async fn fetch_on(
     let mut out = Vec::new();
     for t in resp.responses {
         for p in t.partitions {
-            let records = match p.records {
-                Some(bytes) if p.error_code == 0 => {
-                    decode_batches(bytes).map_err(|e| KafkaError::Protocol {
-                        addr: conn.addr().to_string(),
-                        message: format!("record batch of {topic}-{}: {e}", p.partition_index),
-                    })?
-                }
-                _ => Vec::new(),
+            let batches = match p.records {
+                Some(bytes) if p.error_code == 0 => bytes,
+                _ => Bytes::new(),
             };
-            out.push(Fetched {
+            out.push(RawFetched {
                 partition: p.partition_index,
                 error_code: p.error_code,
                 high_watermark: p.high_watermark,
-                records,
+                batches,
             });
         }
     }

@@ -83,6 +83,25 @@ pub fn encode_batch(records: &[NewRecord], compression: Compression) -> anyhow::
     Ok(buf.freeze())
 }
 
+/// The offset after the last complete batch in `data` (its base offset plus its
+/// `lastOffsetDelta`, plus one), from the headers alone; `None` if no batch is complete.
+pub fn next_offset_after(data: &[u8]) -> Option<i64> {
+    const LAST_OFFSET_DELTA: usize = 23; // base offset, length, epoch, magic, crc, attributes
+    let mut pos = 0;
+    let mut next = None;
+    while let Some(header) = data.get(pos..pos + LAST_OFFSET_DELTA + 4) {
+        let base = i64::from_be_bytes(header[..8].try_into().ok()?);
+        let len = usize::try_from(i32::from_be_bytes(header[8..12].try_into().ok()?)).ok()?;
+        if data.len() < pos + 12 + len {
+            break;
+        }
+        let delta = i32::from_be_bytes(header[LAST_OFFSET_DELTA..].try_into().ok()?);
+        next = Some(base + i64::from(delta) + 1);
+        pos += 12 + len;
+    }
+    next
+}
+
 /// Decodes every complete batch in `data` (a fetch may end with a partial batch, which is
 /// skipped). Control batches are skipped too. Records keep their absolute offsets.
 pub fn decode_batches(mut data: Bytes) -> anyhow::Result<Vec<ConsumedRecord>> {

@@ -1,15 +1,21 @@
 //! `gregor perf consume`: read a topic from the beginning as fast as fetches allow and
 //! report records/s, MB/s and fetch latency percentiles.
+//!
+//! Like Kafka's consumers, it fetches ahead: as soon as a response arrives, the offsets
+//! after it are read off the batch headers and the next fetch to that broker goes out,
+//! and only then are the records decoded (CRCs checked) and counted. One fetch per broker
+//! is in flight at a time.
 
-use super::produce::REPORT_EVERY;
+use super::produce::{REPORT_EVERY, TOPIC_WAIT};
 use super::stats::{rates, summary_line, Latencies};
 use crate::addrs::BootstrapArgs;
-use crate::kafka::ops::{self, EARLIEST};
+use crate::kafka::ops::{self, RawFetched, EARLIEST};
 use crate::kafka::{Client, KafkaError};
 use anyhow::bail;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
 use std::time::Duration;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -28,9 +34,20 @@ pub struct PerfConsumeArgs {
     pub bootstrap: BootstrapArgs,
 }
 
+/// A fetch sent to one broker and not answered yet.
+struct InFlight {
+    leader: i32,
+    addr: String,
+    /// (partition, offset) asked for.
+    offsets: Vec<(i32, i64)>,
+    sent: Instant,
+    answer: JoinHandle<Result<Vec<RawFetched>, KafkaError>>,
+}
+
 pub async fn run(dir: &Path, args: &PerfConsumeArgs) -> anyhow::Result<()> {
     let mut client = Client::connect(&args.bootstrap.resolve(dir)?).await?;
-    let topic = client.topic(&args.topic).await?;
+    let topic = client.topic_with_leaders(&args.topic, TOPIC_WAIT).await?;
+    // The next offset to fetch per partition: moved on when a response arrives.
     let mut positions = BTreeMap::new();
     for &p in topic.partitions.keys() {
         positions.insert(
@@ -44,58 +61,74 @@ pub async fn run(dir: &Path, args: &PerfConsumeArgs) -> anyhow::Result<()> {
     let mut total = Latencies::default();
     let mut last_report = start;
     let mut last_record = start;
+    let mut in_flight: VecDeque<InFlight> = VecDeque::new();
+    let mut refresh = false;
     while records < args.num_records {
         if last_record.elapsed() >= Duration::from_millis(args.timeout_ms) {
             eprintln!("no record for {} ms; stopping", args.timeout_ms);
             break;
         }
-        let mut by_leader: BTreeMap<i32, Vec<(i32, i64)>> = BTreeMap::new();
-        for (&p, &o) in &positions {
-            if let Ok(l) = client.leader(&args.topic, p) {
-                by_leader.entry(l).or_default().push((p, o));
+        if refresh {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let _ = client
+                .refresh(Some(std::slice::from_ref(&args.topic)))
+                .await;
+            refresh = false;
+        }
+        send_fetches(&mut client, args, &positions, &mut in_flight).await;
+        let Some(f) = in_flight.pop_front() else {
+            refresh = true;
+            continue;
+        };
+        let fetched = match f.answer.await {
+            Ok(Ok(fetched)) => fetched,
+            Ok(Err(e)) if e.is_retriable() => {
+                refresh = true;
+                continue;
+            }
+            Ok(Err(e)) => return Err(e.into()),
+            Err(e) => bail!("fetch task of broker {}: {e}", f.leader),
+        };
+        let latency = f.sent.elapsed();
+        // Fetch ahead: move the positions on from the batch headers and send the next
+        // fetch before decoding this one.
+        for r in &fetched {
+            if r.error_code == 0 {
+                if let Some(next) = r.next_offset() {
+                    let pos = positions.entry(r.partition).or_insert(next);
+                    *pos = (*pos).max(next);
+                }
             }
         }
-        let mut refresh = by_leader.is_empty();
-        for (leader, offsets) in by_leader {
-            let t0 = Instant::now();
-            let fetched = match client.broker_conn(leader).await {
-                Ok(conn) => ops::fetch_on(&conn, &args.topic, &offsets, 100, args.fetch_size).await,
-                Err(e) => Err(e),
-            };
-            let fetched = match fetched {
-                Ok(f) => f,
-                Err(e) if e.is_retriable() => {
-                    refresh = true;
-                    continue;
+        send_fetches(&mut client, args, &positions, &mut in_flight).await;
+        let mut got = 0u64;
+        for raw in fetched {
+            if let Some(e) = KafkaError::api("fetch", raw.error_code, None) {
+                if !e.is_retriable() {
+                    bail!("fetch {}-{}: {e}", args.topic, raw.partition);
                 }
-                Err(e) => return Err(e.into()),
-            };
-            let latency = t0.elapsed();
-            let mut got = 0u64;
-            for f in fetched {
-                if let Some(e) = KafkaError::api("fetch", f.error_code, None) {
-                    if !e.is_retriable() {
-                        bail!("fetch {}-{}: {e}", args.topic, f.partition);
-                    }
-                    refresh = true;
-                    continue;
-                }
-                let pos = positions.get(&f.partition).copied().unwrap_or(0);
-                for r in f.records.iter().filter(|r| r.offset >= pos) {
-                    let size = r.value.as_ref().map_or(0, |v| v.len())
-                        + r.key.as_ref().map_or(0, |k| k.len());
-                    bytes += size as u64;
-                    win_bytes += size as u64;
-                    got += 1;
-                    positions.insert(f.partition, r.offset + 1);
-                }
+                refresh = true;
+                continue;
             }
-            if got > 0 {
-                total.record(latency, got);
-                records += got;
-                win_records += got;
-                last_record = Instant::now();
+            let asked = f
+                .offsets
+                .iter()
+                .find(|(p, _)| *p == raw.partition)
+                .map_or(0, |(_, o)| *o);
+            let decoded = raw.decode(&args.topic, &f.addr)?;
+            for r in decoded.records.iter().filter(|r| r.offset >= asked) {
+                let size =
+                    r.value.as_ref().map_or(0, |v| v.len()) + r.key.as_ref().map_or(0, |k| k.len());
+                bytes += size as u64;
+                win_bytes += size as u64;
+                got += 1;
             }
+        }
+        if got > 0 {
+            total.record(latency, got);
+            records += got;
+            win_records += got;
+            last_record = Instant::now();
         }
         if last_report.elapsed() >= REPORT_EVERY {
             let (rps, mbps) = rates(win_records, win_bytes, last_report.elapsed());
@@ -103,12 +136,9 @@ pub async fn run(dir: &Path, args: &PerfConsumeArgs) -> anyhow::Result<()> {
             (win_records, win_bytes) = (0, 0);
             last_report = Instant::now();
         }
-        if refresh {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            let _ = client
-                .refresh(Some(std::slice::from_ref(&args.topic)))
-                .await;
-        }
+    }
+    for f in in_flight {
+        f.answer.abort();
     }
     println!(
         "{}",
@@ -116,4 +146,37 @@ pub async fn run(dir: &Path, args: &PerfConsumeArgs) -> anyhow::Result<()> {
             .replace("latency", "fetch latency")
     );
     Ok(())
+}
+
+/// Sends one fetch to every leader of the topic's partitions that has none in flight.
+async fn send_fetches(
+    client: &mut Client,
+    args: &PerfConsumeArgs,
+    positions: &BTreeMap<i32, i64>,
+    in_flight: &mut VecDeque<InFlight>,
+) {
+    let mut by_leader: BTreeMap<i32, Vec<(i32, i64)>> = BTreeMap::new();
+    for (&p, &o) in positions {
+        if let Ok(l) = client.leader(&args.topic, p) {
+            if !in_flight.iter().any(|f| f.leader == l) {
+                by_leader.entry(l).or_default().push((p, o));
+            }
+        }
+    }
+    for (leader, offsets) in by_leader {
+        let Ok(conn) = client.broker_conn(leader).await else {
+            continue;
+        };
+        let (topic, asked, size) = (args.topic.clone(), offsets.clone(), args.fetch_size);
+        let addr = conn.addr().to_string();
+        let answer =
+            tokio::spawn(async move { ops::fetch_raw_on(&conn, &topic, &asked, 100, size).await });
+        in_flight.push_back(InFlight {
+            leader,
+            addr,
+            offsets,
+            sent: Instant::now(),
+            answer,
+        });
+    }
 }

@@ -19,6 +19,9 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+/// How long a perf run waits for a topic to be known, with leaders, before giving up.
+pub const TOPIC_WAIT: Duration = Duration::from_secs(10);
+
 /// Progress lines come this often.
 pub const REPORT_EVERY: Duration = Duration::from_secs(5);
 
@@ -64,7 +67,7 @@ struct Shared {
 
 pub async fn run(dir: &Path, args: &PerfProduceArgs) -> anyhow::Result<()> {
     let mut client = Client::connect(&args.bootstrap.resolve(dir)?).await?;
-    let topic = client.topic(&args.topic).await?;
+    let topic = client.topic_with_leaders(&args.topic, TOPIC_WAIT).await?;
     let partitions: Vec<i32> = topic.partitions.keys().copied().collect();
     if partitions.is_empty() {
         bail!("topic '{}' has no partitions", args.topic);
