@@ -172,6 +172,7 @@ def round_trip_ms(seconds: float, rate: int = 1000) -> dict:
 
 
 def _echo(lsock):
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the bench's handler: just exit
     c, _ = lsock.accept()
     c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     while (d := c.recv(64)):

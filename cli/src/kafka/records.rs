@@ -187,6 +187,23 @@ mod tests {
     }
 
     #[test]
+    fn the_next_offset_comes_from_the_last_complete_batch() {
+        assert_eq!(next_offset_after(&[]), None);
+        // Batches as a broker sends them: absolute base offsets 10 and 12.
+        let mut first = BytesMut::from(&encode_batch(&sample(2), Compression::None).unwrap()[..]);
+        first[..8].copy_from_slice(&10i64.to_be_bytes());
+        let mut second = BytesMut::from(&encode_batch(&sample(3), Compression::Gzip).unwrap()[..]);
+        second[..8].copy_from_slice(&12i64.to_be_bytes());
+        assert_eq!(next_offset_after(&first), Some(12));
+        let mut both = first.clone();
+        both.extend_from_slice(&second);
+        assert_eq!(next_offset_after(&both), Some(15));
+        // A partial trailing batch does not count; a partial first batch gives nothing.
+        assert_eq!(next_offset_after(&both[..both.len() - 1]), Some(12));
+        assert_eq!(next_offset_after(&first[..20]), None);
+    }
+
+    #[test]
     fn unknown_compression_is_named() {
         assert!(parse_compression("brotli").unwrap_err().contains("brotli"));
     }
