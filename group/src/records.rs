@@ -6,8 +6,9 @@
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
 };
+use protocol::records::plain_record;
 use thiserror::Error;
 
 use crate::log::OffsetsRecord;
@@ -27,21 +28,7 @@ pub fn encode_batch(records: &[OffsetsRecord], now_ms: i64) -> Result<BytesMut, 
     let recs: Vec<Record> = records
         .iter()
         .enumerate()
-        .map(|(i, (k, v))| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp: now_ms,
-            key: Some(k.clone()),
-            value: v.clone(),
-            headers: Default::default(),
-        })
+        .map(|(i, (k, v))| plain_record(i, now_ms, Some(k.clone()), v.clone()))
         .collect();
     let mut buf = BytesMut::new();
     let options = RecordEncodeOptions {

@@ -5,6 +5,7 @@
 //! - [`control`]: the internal broker <-> controller and controller <-> controller protocol,
 //!   including metadata records and the metadata image.
 //! - [`kafka`]: the Kafka API surface Gregor serves, over the `kafka-protocol` crate.
+//! - [`records`]: plain records for `kafka-protocol`'s batch encoder.
 //! - [`splice`]: response frames whose record data is not copied (fetch), as pieces for a
 //!   vectored write.
 
@@ -12,6 +13,7 @@ pub mod control;
 pub mod frame;
 pub mod ids;
 pub mod kafka;
+pub mod records;
 pub mod splice;
 
 pub use kafka_protocol;

@@ -3,28 +3,21 @@
 
 use bytes::{Bytes, BytesMut};
 use gregor_storage::PartitionLog;
-use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
 };
 use protocol::ids::{LeaderEpoch, Offset};
+use protocol::records::plain_record;
 
 fn records(n: usize, ts: i64) -> Vec<Record> {
     (0..n)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp: ts + i as i64,
-            key: Some(Bytes::from(format!("k{i}"))),
-            value: Some(Bytes::from(vec![i as u8; 100])),
-            headers: IndexMap::new(),
+        .map(|i| {
+            plain_record(
+                i,
+                ts + i as i64,
+                Some(Bytes::from(format!("k{i}"))),
+                Some(Bytes::from(vec![i as u8; 100])),
+            )
         })
         .collect()
 }

@@ -4,8 +4,9 @@
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
 };
+use protocol::records::plain_record;
 
 /// A record to produce.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -53,21 +54,8 @@ pub fn encode_batch(records: &[NewRecord], compression: Compression) -> anyhow::
                 headers.insert(StrBytes::from_string(k.clone()), Some(v.clone()));
             }
             Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                // The encoder keeps records in one batch while `offset - sequence` stays
-                // constant; this yields base sequence -1 (no idempotence), as Kafka wants.
-                sequence: i as i32 - 1,
-                timestamp: r.timestamp_ms,
-                key: r.key.clone(),
-                value: r.value.clone(),
                 headers,
+                ..plain_record(i, r.timestamp_ms, r.key.clone(), r.value.clone())
             }
         })
         .collect();
