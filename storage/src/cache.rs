@@ -40,8 +40,10 @@ impl MapCache {
         }
     }
 
-    pub(crate) fn remove(&mut self, base: i64) {
-        self.entries.retain(|(b, _)| *b != base);
+    /// Takes the segment at `base` out of the cache.
+    pub(crate) fn remove(&mut self, base: i64) -> Option<CachedSegment> {
+        let i = self.entries.iter().position(|(b, _)| *b == base)?;
+        self.entries.remove(i).map(|(_, seg)| seg)
     }
 
     pub(crate) fn clear(&mut self) {

@@ -1,4 +1,5 @@
-//! Small text files replaced atomically: write `<name>.tmp`, fsync, rename, fsync the dir.
+//! Small text files replaced atomically: write `<name>.tmp`, fsync, rename, fsync the dir
+//! (or, for values an older version of which is always safe, without the fsyncs).
 //!
 //! Format: a version line `0`, a count line, one entry per line, and a final `crc <hex>` line
 //! (CRC-32 via `crc32fast` over everything before it), so a torn or edited file is detected
@@ -13,8 +14,20 @@ use crate::error::LogError;
 
 const VERSION: &str = "0";
 
-/// Atomically replaces `path` with `entries` (each a line).
+/// Atomically replaces `path` with `entries` (each a line), durably.
 pub(crate) fn write(path: &Path, entries: &[String]) -> Result<(), LogError> {
+    write_with(path, entries, true)
+}
+
+/// [`write`] without the two fsyncs: after a crash the file holds this version or an
+/// earlier one (or is found damaged). For values where an older one is always safe (a
+/// recovery point that only moved up), as an fsync here can wait for the journal to
+/// write back other files' data.
+pub(crate) fn write_unsynced(path: &Path, entries: &[String]) -> Result<(), LogError> {
+    write_with(path, entries, false)
+}
+
+fn write_with(path: &Path, entries: &[String], durable: bool) -> Result<(), LogError> {
     let mut body = format!("{VERSION}\n{}\n", entries.len());
     for e in entries {
         body.push_str(e);
@@ -25,9 +38,14 @@ pub(crate) fn write(path: &Path, entries: &[String]) -> Result<(), LogError> {
     let tmp = path.with_extension("tmp");
     let mut f = File::create(&tmp).map_err(LogError::io(&tmp))?;
     f.write_all(body.as_bytes()).map_err(LogError::io(&tmp))?;
-    f.sync_all().map_err(LogError::io(&tmp))?;
+    if durable {
+        f.sync_all().map_err(LogError::io(&tmp))?;
+    }
     fs::rename(&tmp, path).map_err(LogError::io(path))?;
-    sync_dir(path.parent().unwrap_or(Path::new(".")))
+    if durable {
+        sync_dir(path.parent().unwrap_or(Path::new(".")))?;
+    }
+    Ok(())
 }
 
 /// Reads the entries of `path`; `Ok(None)` if the file is missing or damaged (callers then

@@ -25,6 +25,7 @@
 //! - `segment.rs`: segment metadata, file names and the validating scan used by recovery.
 //! - `index.rs`: the sparse offset and time indexes.
 //! - `cache.rs`: the bounded LRU of read-only maps of older segments.
+//! - `trash.rs`: segments retention took out, deleted without the log's lock.
 //! - `mmap.rs`: the only module with `unsafe` — maps with an immutable readable prefix and
 //!   `Bytes` views that keep their map alive.
 //! - `batch.rs`: v2 batch header parsing, validation (CRC-32C) and offset patching.
@@ -45,9 +46,11 @@ mod maintain;
 mod mmap;
 mod read;
 mod segment;
+mod trash;
 
 pub use batch::{BatchError, BatchHeader};
 pub use config::LogConfig;
 pub use error::LogError;
 pub use log::{AppendInfo, LogRead, PartitionLog, TimestampOffset};
 pub use maintain::PendingSync;
+pub use trash::Trash;

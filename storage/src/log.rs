@@ -19,6 +19,7 @@ use crate::error::LogError;
 use crate::index::SegmentIndex;
 use crate::mmap::Mapping;
 use crate::segment::{self, IndexBuilder, SegmentMeta};
+use crate::trash::{self, Trash};
 
 /// Present only while the log is cleanly closed.
 pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
@@ -45,10 +46,12 @@ pub struct LogRead {
 }
 
 /// The answer to `offset_for_timestamp`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TimestampOffset {
     pub offset: Offset,
     pub timestamp: i64,
+    /// The whole batch holding `offset` (a view of the segment).
+    pub batch: Bytes,
 }
 
 /// One partition's log: a directory of segments (see the crate docs).
@@ -71,6 +74,8 @@ pub struct PartitionLog {
     pub(crate) rolls: u64,
     pub(crate) unflushed_records: u64,
     pub(crate) last_flush_ms: Option<i64>,
+    /// Segments retention took out, until [`PartitionLog::take_trash`].
+    pub(crate) trash: Trash,
 }
 
 impl PartitionLog {
@@ -156,6 +161,7 @@ impl PartitionLog {
             rolls: 0,
             unflushed_records: 0,
             last_flush_ms: None,
+            trash: Trash::default(),
         })
     }
 
@@ -269,6 +275,20 @@ impl PartitionLog {
         remove_segment_files(&self.dir, base)
     }
 
+    /// Takes the segment at `base` out of the log into the trash (see `trash.rs`).
+    pub(crate) fn retire_segment(&mut self, base: i64) -> Result<(), LogError> {
+        self.segments.remove(&base);
+        let map = self.lock_cache().remove(base);
+        self.unflushed_rolled.retain(|&(b, _)| b != base);
+        self.trash.add(segment_files(&self.dir, base), map)
+    }
+
+    /// The segments retention took out since the last call, for the caller to delete
+    /// ([`Trash::empty`]) after it lets go of the log.
+    pub fn take_trash(&mut self) -> Trash {
+        self.trash.take()
+    }
+
     pub(crate) fn persist_log_start(&self) -> Result<(), LogError> {
         checkpoint::write(
             &self.dir.join(LOG_START_FILE),
@@ -276,9 +296,17 @@ impl PartitionLog {
         )
     }
 
+    /// Saves the recovery point. A lower one (a truncation) is written durably before
+    /// anything relies on it; a higher one without fsync: everything below it is already
+    /// on disk, and if the write is lost, recovery rescans from the older point.
     pub(crate) fn persist_recovery_point(&mut self, rp: i64) -> Result<(), LogError> {
         if rp != self.recovery_point {
-            checkpoint::write(&self.dir.join(RECOVERY_POINT_FILE), &[rp.to_string()])?;
+            let path = self.dir.join(RECOVERY_POINT_FILE);
+            if rp > self.recovery_point {
+                checkpoint::write_unsynced(&path, &[rp.to_string()])?;
+            } else {
+                checkpoint::write(&path, &[rp.to_string()])?;
+            }
             self.recovery_point = rp;
         }
         Ok(())
@@ -323,12 +351,16 @@ fn map_segment(dir: &Path, meta: &SegmentMeta, interval: u32) -> Result<CachedSe
     })
 }
 
-pub(crate) fn remove_segment_files(dir: &Path, base: i64) -> Result<(), LogError> {
-    for path in [
+fn segment_files(dir: &Path, base: i64) -> [PathBuf; 3] {
+    [
         segment::log_path(dir, base),
         segment::index_path(dir, base),
         segment::time_index_path(dir, base),
-    ] {
+    ]
+}
+
+pub(crate) fn remove_segment_files(dir: &Path, base: i64) -> Result<(), LogError> {
+    for path in segment_files(dir, base) {
         match fs::remove_file(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -338,14 +370,15 @@ pub(crate) fn remove_segment_files(dir: &Path, base: i64) -> Result<(), LogError
     Ok(())
 }
 
-/// Base offsets of the `.log` files in `dir`, sorted; removes leftover temporary files.
+/// Base offsets of the `.log` files in `dir`, sorted; removes leftover temporary files and
+/// segment files retention renamed but did not delete before a crash.
 fn list_segments(dir: &Path) -> Result<Vec<i64>, LogError> {
     let mut bases = Vec::new();
     for entry in fs::read_dir(dir).map_err(LogError::io(dir))? {
         let entry = entry.map_err(LogError::io(dir))?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if name.ends_with(".tmp") || name.ends_with(".swap") {
+        if name.ends_with(".tmp") || name.ends_with(".swap") || trash::is_deleted_name(name) {
             let path = entry.path();
             fs::remove_file(&path).map_err(LogError::io(&path))?;
         } else if let Some(base) = segment::parse_log_name(name) {

@@ -175,6 +175,14 @@ impl PartitionLog {
     /// active segment is rolled first if it has expired too) and `retention.bytes`, and
     /// advances the log start. Returns how many segments were deleted.
     pub fn enforce_retention(&mut self, now_ms: i64) -> Result<usize, LogError> {
+        let deleted = self.enforce_retention_deferred(now_ms)?;
+        self.take_trash().empty()?;
+        Ok(deleted)
+    }
+
+    /// [`Self::enforce_retention`], leaving the segments' files in the trash
+    /// ([`Self::take_trash`]) for the caller to delete without holding the log.
+    pub fn enforce_retention_deferred(&mut self, now_ms: i64) -> Result<usize, LogError> {
         let mut deleted = 0;
         if let Some(retention_ms) = self.config.retention_ms {
             let cutoff = now_ms.saturating_sub(retention_ms);
@@ -187,7 +195,7 @@ impl PartitionLog {
                 if first.max_timestamp >= cutoff {
                     break;
                 }
-                self.remove_segment(first.base)?;
+                self.retire_segment(first.base)?;
                 deleted += 1;
             }
         }
@@ -198,7 +206,7 @@ impl PartitionLog {
                     break;
                 }
                 total -= u64::from(first.size);
-                self.remove_segment(first.base)?;
+                self.retire_segment(first.base)?;
                 deleted += 1;
             }
         }
@@ -269,15 +277,14 @@ impl PartitionLog {
             })
     }
 
-    /// Records that `pending` reached the disk; once no rolled segment waits, the
-    /// directory is synced and the recovery point advances. A segment deleted or rolled
-    /// anew in between (another roll number) is left as it is.
+    /// Records that `pending` reached the disk (file and directory, see
+    /// [`PendingSync::sync`]); once no rolled segment waits, the recovery point advances.
+    /// A segment deleted or rolled anew in between (another roll number) is left as it is.
     pub fn mark_synced(&mut self, pending: &PendingSync) -> Result<(), LogError> {
         let before = self.unflushed_rolled.len();
         self.unflushed_rolled
             .retain(|&(b, r)| (b, r) != (pending.base, pending.roll));
         if before != self.unflushed_rolled.len() && self.unflushed_rolled.is_empty() {
-            checkpoint::sync_dir(&self.dir)?;
             self.persist_recovery_point(self.active.base)?;
         }
         Ok(())
@@ -365,9 +372,14 @@ pub struct PendingSync {
 }
 
 impl PendingSync {
-    /// fsyncs the segment file (a file deleted meanwhile needs nothing).
+    /// fsyncs the segment file (a file deleted meanwhile needs nothing), then its
+    /// directory, so the names of the files the roll created are on disk too.
     pub fn sync(&self) -> Result<(), LogError> {
-        sync_file(&self.path)
+        sync_file(&self.path)?;
+        match self.path.parent() {
+            Some(dir) => checkpoint::sync_dir(dir),
+            None => Ok(()),
+        }
     }
 }
 

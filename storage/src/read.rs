@@ -151,9 +151,9 @@ impl PartitionLog {
     }
 
     /// The first batch whose max timestamp is at least `timestamp_ms`: its first offset
-    /// (or the log start, if later) and its max timestamp. Records are not decoded, so the
-    /// answer is batch-granular: a consumer starting there may see a few earlier records of
-    /// that batch first. `None` if no batch qualifies.
+    /// (or the log start, if later), its max timestamp and the batch itself. Records are
+    /// not decoded here (they may be compressed); the broker finds the exact record in
+    /// `batch`. `None` if no batch qualifies.
     pub fn offset_for_timestamp(
         &self,
         timestamp_ms: i64,
@@ -176,6 +176,7 @@ impl PartitionLog {
                         return Ok(Some(TimestampOffset {
                             offset: Offset(h.base_offset.max(self.log_start)),
                             timestamp: h.max_timestamp,
+                            batch: map.bytes(pos..pos + h.total_len()).unwrap_or_default(),
                         }));
                     }
                     pos += h.total_len();

@@ -237,6 +237,55 @@ fn rolls_leave_exact_files_and_reopen_cleanly() {
 }
 
 #[test]
+fn deferred_retention_renames_under_the_log_and_deletes_later_or_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t-0");
+    let mut log = PartitionLog::open(&path, "t-0", tiny(250)).unwrap();
+    for i in 0..6 {
+        log.append(&batch(1, i, 39, 1000 * (1 + i64::from(i) / 2)), E, 0)
+            .unwrap();
+    }
+    let mut cfg = log.config().clone();
+    cfg.retention_ms = Some(1000);
+    log.set_config(cfg);
+    // A view of the segment that goes: it stays readable after the files are gone.
+    let view = log.read(Offset(0), 1 << 20, Offset(2)).unwrap().records;
+    let before = view.to_vec();
+
+    assert_eq!(log.enforce_retention_deferred(3000).unwrap(), 1);
+    assert_eq!(log.log_start_offset(), Offset(2));
+    let mut renamed: Vec<String> = seg(0).iter().map(|f| format!("{f}.deleted")).collect();
+    renamed.sort();
+    let mut listed = expected_files(&[2, 4], &["leader-epoch-checkpoint"]);
+    listed.extend(renamed.clone());
+    listed.sort();
+    assert_eq!(files(&path), listed);
+    let trash = log.take_trash();
+    assert!(!trash.is_empty() && log.take_trash().is_empty());
+    trash.empty().unwrap();
+    assert_eq!(
+        files(&path),
+        expected_files(&[2, 4], &["leader-epoch-checkpoint"])
+    );
+    assert_eq!(&view[..], &before[..]);
+
+    // Renamed but never deleted (a crash in between): opening the log removes them.
+    assert_eq!(log.enforce_retention_deferred(4000).unwrap(), 1);
+    drop(log);
+    let log = PartitionLog::open(&path, "t-0", tiny(250)).unwrap();
+    assert_eq!(log.segment_bases(), vec![Offset(4)]);
+    assert_eq!(
+        (log.log_start_offset(), log.log_end_offset()),
+        (Offset(4), Offset(6))
+    );
+    assert!(
+        files(&path).iter().all(|f| !f.ends_with(".deleted")),
+        "{:?}",
+        files(&path)
+    );
+}
+
+#[test]
 fn retention_by_time_and_size_deletes_whole_segments() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t-0");

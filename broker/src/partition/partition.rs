@@ -6,11 +6,12 @@
 
 use super::log_config::{log_config, max_message_bytes};
 use super::replica::LeaderReplicaState;
+use kafka_protocol::records::{RecordBatchDecoder, TimestampType};
 use protocol::control::{PartitionState, TopicConfigs};
 use protocol::ids::{BrokerId, LeaderEpoch, Offset, PartitionEpoch, TopicId, TopicPartition};
 use protocol::kafka::ResponseError;
 use std::sync::Mutex;
-use storage::{LogError, PartitionLog};
+use storage::{LogError, PartitionLog, TimestampOffset};
 
 /// Why a partition operation was refused; each maps to one Kafka error code.
 #[derive(Debug, thiserror::Error)]
@@ -363,10 +364,11 @@ impl Partition {
         let mut g = lock(&self.inner);
         let (log, rs) = self.leader_check(&mut g, current_leader_epoch)?;
         let hw = rs.high_watermark();
+        let start = log.log_start_offset();
         Ok(log
             .offset_for_timestamp(timestamp)?
-            .filter(|t| t.offset < hw)
-            .map(|t| (t.offset, t.timestamp)))
+            .map(|t| first_record_at(&t, timestamp, start))
+            .filter(|(offset, _)| *offset < hw))
     }
 
     /// Where `epoch` ends in this replica's log (OffsetForLeaderEpoch), answered by the
@@ -429,20 +431,24 @@ impl Partition {
 
     /// Periodic log housekeeping (segment rolls by time, retention, flushes).
     ///
-    /// The fsync of a rolled segment runs without the partition's lock: it can take long
-    /// under write load, and appends and fetches of this partition go on meanwhile.
+    /// The fsync of a rolled segment and the deletion of segments retention took out run
+    /// without the partition's lock: they can take long under write load, and appends and
+    /// fetches of this partition go on meanwhile.
     pub fn tick(&self, now_ms: i64) {
-        let pending = {
+        let (pending, trash) = {
             let mut g = lock(&self.inner);
             let Some(log) = g.log.as_mut() else { return };
             if let Err(e) = log
                 .tick_except_sync(now_ms)
-                .and_then(|_| log.enforce_retention(now_ms))
+                .and_then(|_| log.enforce_retention_deferred(now_ms))
             {
                 tracing::warn!("{}: log maintenance failed: {e}", self.tp);
             }
-            log.next_pending_sync()
+            (log.next_pending_sync(), log.take_trash())
         };
+        if let Err(e) = trash.empty() {
+            tracing::warn!("{}: deleting old segments failed: {e}", self.tp);
+        }
         let Some(pending) = pending else { return };
         if let Err(e) = pending.sync() {
             tracing::warn!("{}: fsync of a rolled segment failed: {e}", self.tp);
@@ -619,4 +625,23 @@ pub struct IsrChange {
     pub leader_epoch: LeaderEpoch,
     pub partition_epoch: PartitionEpoch,
     pub new_isr: Vec<BrokerId>,
+}
+
+/// Kafka's ListOffsets answer inside the batch the log found: the first record (at or
+/// after the log start) whose timestamp is at least `timestamp`, with its own timestamp.
+/// A batch with log-append time, or one that does not decode, gives the batch's answer.
+fn first_record_at(found: &TimestampOffset, timestamp: i64, log_start: Offset) -> (Offset, i64) {
+    let batch_answer = (found.offset, found.timestamp);
+    let mut bytes = found.batch.clone();
+    let Ok(set) = RecordBatchDecoder::decode(&mut bytes) else {
+        return batch_answer;
+    };
+    set.records
+        .iter()
+        .filter(|r| r.offset >= log_start.0)
+        .find(|r| r.timestamp_type == TimestampType::LogAppend || r.timestamp >= timestamp)
+        .map_or(batch_answer, |r| match r.timestamp_type {
+            TimestampType::LogAppend => batch_answer,
+            TimestampType::Creation => (Offset(r.offset), r.timestamp),
+        })
 }
