@@ -269,18 +269,21 @@ impl PartitionLog {
 
     /// Deletes segment `base`'s files and forgets it (not the active segment).
     pub(crate) fn remove_segment(&mut self, base: i64) -> Result<(), LogError> {
-        self.segments.remove(&base);
-        self.lock_cache().remove(base);
-        self.unflushed_rolled.retain(|&(b, _)| b != base);
+        self.take_out_segment(base);
         remove_segment_files(&self.dir, base)
     }
 
     /// Takes the segment at `base` out of the log into the trash (see `trash.rs`).
     pub(crate) fn retire_segment(&mut self, base: i64) -> Result<(), LogError> {
-        self.segments.remove(&base);
-        let map = self.lock_cache().remove(base);
-        self.unflushed_rolled.retain(|&(b, _)| b != base);
+        let map = self.take_out_segment(base);
         self.trash.add(segment_files(&self.dir, base), map)
+    }
+
+    /// Forgets the segment at `base` (its files stay); returns its cached map, if any.
+    fn take_out_segment(&mut self, base: i64) -> Option<CachedSegment> {
+        self.segments.remove(&base);
+        self.unflushed_rolled.retain(|&(b, _)| b != base);
+        self.lock_cache().remove(base)
     }
 
     /// The segments retention took out since the last call, for the caller to delete
@@ -361,11 +364,7 @@ fn segment_files(dir: &Path, base: i64) -> [PathBuf; 3] {
 
 pub(crate) fn remove_segment_files(dir: &Path, base: i64) -> Result<(), LogError> {
     for path in segment_files(dir, base) {
-        match fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(LogError::Io { path, source: e }),
-        }
+        trash::remove_if_present(&path)?;
     }
     Ok(())
 }

@@ -68,7 +68,8 @@ pub(crate) fn is_deleted_name(name: &str) -> bool {
     name.ends_with(DELETED_SUFFIX)
 }
 
-fn remove_if_present(path: &Path) -> Result<(), LogError> {
+/// Removes `path`; a file already gone is not an error.
+pub(crate) fn remove_if_present(path: &Path) -> Result<(), LogError> {
     match fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

@@ -236,18 +236,26 @@ fn rolls_leave_exact_files_and_reopen_cleanly() {
     assert_eq!(log.offset_for_timestamp(201).unwrap(), None);
 }
 
-#[test]
-fn deferred_retention_renames_under_the_log_and_deletes_later_or_on_open() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t-0");
-    let mut log = PartitionLog::open(&path, "t-0", tiny(250)).unwrap();
+/// A log at `path` with segments 0, 2 and 4 of two batches each, timestamped 1000, 2000
+/// and 3000, and `retention.ms` 1000.
+fn three_segments_with_retention(path: &std::path::Path) -> PartitionLog {
+    let mut log = PartitionLog::open(path, "t-0", tiny(250)).unwrap();
     for i in 0..6 {
         log.append(&batch(1, i, 39, 1000 * (1 + i64::from(i) / 2)), E, 0)
             .unwrap();
     }
+    assert_eq!(log.segment_bases(), vec![Offset(0), Offset(2), Offset(4)]);
     let mut cfg = log.config().clone();
     cfg.retention_ms = Some(1000);
     log.set_config(cfg);
+    log
+}
+
+#[test]
+fn deferred_retention_renames_under_the_log_and_deletes_later_or_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t-0");
+    let mut log = three_segments_with_retention(&path);
     // A view of the segment that goes: it stays readable after the files are gone.
     let view = log.read(Offset(0), 1 << 20, Offset(2)).unwrap().records;
     let before = view.to_vec();
@@ -289,16 +297,8 @@ fn deferred_retention_renames_under_the_log_and_deletes_later_or_on_open() {
 fn retention_by_time_and_size_deletes_whole_segments() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t-0");
-    let mut log = PartitionLog::open(&path, "t-0", tiny(250)).unwrap();
-    for i in 0..6 {
-        // Timestamps 1000, 1000, 2000, 2000, 3000, 3000: two batches per segment.
-        log.append(&batch(1, i, 39, 1000 * (1 + i64::from(i) / 2)), E, 0)
-            .unwrap();
-    }
-    assert_eq!(log.segment_bases(), vec![Offset(0), Offset(2), Offset(4)]);
+    let mut log = three_segments_with_retention(&path);
     let mut cfg = log.config().clone();
-    cfg.retention_ms = Some(1000);
-    log.set_config(cfg.clone());
     assert_eq!(log.enforce_retention(3000).unwrap(), 1); // segment 0 (max ts 1000 < 2000)
     assert_eq!(log.log_start_offset(), Offset(2));
     assert!(matches!(

@@ -361,12 +361,14 @@ impl Partition {
         current_leader_epoch: i32,
         timestamp: i64,
     ) -> Result<Option<(Offset, i64)>, PartitionError> {
-        let mut g = lock(&self.inner);
-        let (log, rs) = self.leader_check(&mut g, current_leader_epoch)?;
-        let hw = rs.high_watermark();
-        let start = log.log_start_offset();
-        Ok(log
-            .offset_for_timestamp(timestamp)?
+        let (found, hw, start) = {
+            let mut g = lock(&self.inner);
+            let (log, rs) = self.leader_check(&mut g, current_leader_epoch)?;
+            let found = log.offset_for_timestamp(timestamp)?;
+            (found, rs.high_watermark(), log.log_start_offset())
+        };
+        // The batch is a view of the segment: it is decoded without the lock.
+        Ok(found
             .map(|t| first_record_at(&t, timestamp, start))
             .filter(|(offset, _)| *offset < hw))
     }
@@ -632,16 +634,19 @@ pub struct IsrChange {
 /// A batch with log-append time, or one that does not decode, gives the batch's answer.
 fn first_record_at(found: &TimestampOffset, timestamp: i64, log_start: Offset) -> (Offset, i64) {
     let batch_answer = (found.offset, found.timestamp);
-    let mut bytes = found.batch.clone();
-    let Ok(set) = RecordBatchDecoder::decode(&mut bytes) else {
+    let Ok(set) = RecordBatchDecoder::decode(&mut found.batch.clone()) else {
         return batch_answer;
     };
+    // Every record of a batch has the batch's timestamp type.
+    if set
+        .records
+        .first()
+        .is_none_or(|r| r.timestamp_type == TimestampType::LogAppend)
+    {
+        return batch_answer;
+    }
     set.records
         .iter()
-        .filter(|r| r.offset >= log_start.0)
-        .find(|r| r.timestamp_type == TimestampType::LogAppend || r.timestamp >= timestamp)
-        .map_or(batch_answer, |r| match r.timestamp_type {
-            TimestampType::LogAppend => batch_answer,
-            TimestampType::Creation => (Offset(r.offset), r.timestamp),
-        })
+        .find(|r| r.offset >= log_start.0 && r.timestamp >= timestamp)
+        .map_or(batch_answer, |r| (Offset(r.offset), r.timestamp))
 }

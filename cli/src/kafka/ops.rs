@@ -191,14 +191,10 @@ impl RawFetched {
 
     /// Decodes the batches (CRC checked), naming `topic` and `addr` in an error.
     pub fn decode(self, topic: &str, addr: &str) -> Result<Fetched, KafkaError> {
-        let records = if self.batches.is_empty() {
-            Vec::new()
-        } else {
-            decode_batches(self.batches).map_err(|e| KafkaError::Protocol {
-                addr: addr.to_string(),
-                message: format!("record batch of {topic}-{}: {e}", self.partition),
-            })?
-        };
+        let records = decode_batches(self.batches).map_err(|e| KafkaError::Protocol {
+            addr: addr.to_string(),
+            message: format!("record batch of {topic}-{}: {e}", self.partition),
+        })?;
         Ok(Fetched {
             partition: self.partition,
             error_code: self.error_code,
