@@ -20,6 +20,7 @@
 use crate::broker::{now_ms, Broker};
 use crate::partition::log_config::min_insync_replicas;
 use crate::partition::{Partition, Reader};
+use crate::purgatory::Watch;
 use group::records::{decode_batches, encode_batch};
 use group::{BoxFuture, Coordinator, GroupConfig, OffsetsLog, OffsetsRecord};
 use protocol::control::{MetadataImage, NewTopic, TopicConfigs};
@@ -134,7 +135,9 @@ impl OffsetsLog for BrokerOffsetsLog {
             let deadline = Instant::now() + APPEND_TIMEOUT;
             broker
                 .purgatory
-                .wait_until(deadline, || reached(&part, epoch, needed) != Ok(false))
+                .wait_until(Watch::HighWatermark, deadline, || {
+                    reached(&part, epoch, needed) != Ok(false)
+                })
                 .await;
             match reached(&part, epoch, needed) {
                 Ok(true) => Ok(()),
@@ -158,7 +161,9 @@ impl OffsetsLog for BrokerOffsetsLog {
             let deadline = Instant::now() + LOAD_HW_TIMEOUT;
             broker
                 .purgatory
-                .wait_until(deadline, || reached(&part, epoch, end) != Ok(false))
+                .wait_until(Watch::HighWatermark, deadline, || {
+                    reached(&part, epoch, end) != Ok(false)
+                })
                 .await;
             if !reached(&part, epoch, end)? {
                 return Err(ResponseError::CoordinatorLoadInProgress.code());

@@ -10,6 +10,7 @@
 use super::{deferred, topic_name, Ctx, Deferred};
 use crate::broker::now_ms;
 use crate::partition::Reader;
+use crate::purgatory::Watch;
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
@@ -69,16 +70,15 @@ pub async fn handle(ctx: Ctx, req: FetchRequest) -> Deferred {
         let deadline =
             Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT);
         let (mut resp, bytes) = read_all(&ctx, &req, reader);
-        if reader != Reader::Consumer {
-            // The follower's log end moved the high watermark, maybe: wake acks=all
-            // produces and consumer long-polls.
-            ctx.broker.purgatory.notify();
-        }
         let min_bytes = req.min_bytes.max(0) as usize;
         if bytes < min_bytes.max(1) && req.max_wait_ms > 0 && !has_errors(&resp) {
+            let watch = match reader {
+                Reader::Consumer => Watch::HighWatermark,
+                Reader::Follower(_) => Watch::LogEnd,
+            };
             ctx.broker
                 .purgatory
-                .wait_until(deadline, || has_new_data(&ctx, &req, reader))
+                .wait_until(watch, deadline, || has_new_data(&ctx, &req, reader))
                 .await;
             resp = read_all(&ctx, &req, reader).0;
         }
@@ -123,6 +123,9 @@ fn has_new_data(ctx: &Ctx, req: &FetchRequest, reader: Reader) -> bool {
     })
 }
 
+/// Reads every requested partition; returns the response and its record bytes. A
+/// follower's fetch that moved a high watermark wakes what waits for one (acks=all
+/// produces, consumer long-polls).
 fn read_all(ctx: &Ctx, req: &FetchRequest, reader: Reader) -> (FetchResponse, usize) {
     let image = ctx.broker.image();
     let now = now_ms();
@@ -132,6 +135,7 @@ fn read_all(ctx: &Ctx, req: &FetchRequest, reader: Reader) -> (FetchResponse, us
         usize::MAX
     };
     let mut total = 0usize;
+    let mut hw_moved = false;
     let mut resp = FetchResponse::default();
     for t in &req.topics {
         let mut rt = FetchableTopicResponse::default();
@@ -151,7 +155,10 @@ fn read_all(ctx: &Ctx, req: &FetchRequest, reader: Reader) -> (FetchResponse, us
                                 .map(|pos| (Bytes::new(), pos.high_watermark, pos.log_start_offset))
                         } else {
                             part.read(reader, p.current_leader_epoch, p.fetch_offset, max, now)
-                                .map(|r| (r.records, r.high_watermark, r.log_start_offset))
+                                .map(|r| {
+                                    hw_moved |= r.high_watermark_moved;
+                                    (r.records, r.high_watermark, r.log_start_offset)
+                                })
                         };
                         match read {
                             Ok((records, hw, log_start)) => {
@@ -178,6 +185,9 @@ fn read_all(ctx: &Ctx, req: &FetchRequest, reader: Reader) -> (FetchResponse, us
             rt.partitions.push(pd);
         }
         resp.responses.push(rt);
+    }
+    if hw_moved {
+        ctx.broker.purgatory.notify_of(Watch::HighWatermark);
     }
     (resp, total)
 }

@@ -14,6 +14,7 @@ use super::{deferred, ready, topic_name, Ctx, Deferred, Reply};
 use crate::broker::now_ms;
 use crate::partition::log_config::min_insync_replicas;
 use crate::partition::Partition;
+use crate::purgatory::Watch;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use protocol::ids::{LeaderEpoch, Offset};
@@ -70,6 +71,7 @@ pub async fn handle(ctx: Ctx, req: ProduceRequest) -> Deferred {
     let now = now_ms();
     let mut resp = ProduceResponse::default();
     let mut pending = Vec::new();
+    let (mut appended, mut hw_moved) = (false, false);
     for (ti, t) in req.topic_data.iter().enumerate() {
         let mut rt = TopicProduceResponse::default();
         rt.name = topic_name(&t.name.0);
@@ -97,6 +99,8 @@ pub async fn handle(ctx: Ctx, req: ProduceRequest) -> Deferred {
                     let epoch = part.leader_epoch();
                     match part.append_as_leader(records, now) {
                         Ok(a) => {
+                            appended = true;
+                            hw_moved |= a.high_watermark_moved;
                             pr.error_code = 0;
                             pr.base_offset = a.first_offset.0;
                             pr.log_start_offset = a.log_start_offset.0;
@@ -123,7 +127,12 @@ pub async fn handle(ctx: Ctx, req: ProduceRequest) -> Deferred {
         }
         resp.responses.push(rt);
     }
-    ctx.broker.purgatory.notify();
+    if appended {
+        ctx.broker.purgatory.notify_of(Watch::LogEnd);
+    }
+    if hw_moved {
+        ctx.broker.purgatory.notify_of(Watch::HighWatermark);
+    }
     if acks == 0 {
         return ready(Reply::None);
     }
@@ -139,7 +148,9 @@ pub async fn handle(ctx: Ctx, req: ProduceRequest) -> Deferred {
         };
         ctx.broker
             .purgatory
-            .wait_until(deadline, || pending.iter().all(replicated))
+            .wait_until(Watch::HighWatermark, deadline, || {
+                pending.iter().all(replicated)
+            })
             .await;
         for p in &pending {
             let pr = &mut resp.responses[p.topic].partition_responses[p.slot];

@@ -3,6 +3,10 @@
 //!
 //! All operations take the partition's lock briefly; log appends and reads are memory
 //! copies into and out of mapped segments, so the lock is never held across an await.
+//! Every release of the lock publishes the partition's positions (role, leader epoch, log
+//! start and end, high watermark) into a second, tiny lock, so that the waiters that
+//! re-check them on every append or follower fetch ([`Partition::leader_positions`]) never
+//! wait behind an append's copy into the page cache.
 
 use super::log_config::{log_config, max_message_bytes};
 use super::replica::LeaderReplicaState;
@@ -10,7 +14,8 @@ use kafka_protocol::records::{RecordBatchDecoder, TimestampType};
 use protocol::control::{PartitionState, TopicConfigs};
 use protocol::ids::{BrokerId, LeaderEpoch, Offset, PartitionEpoch, TopicId, TopicPartition};
 use protocol::kafka::ResponseError;
-use std::sync::Mutex;
+use std::ops::{Deref, DerefMut};
+use std::sync::{Mutex, MutexGuard};
 use storage::{LogError, PartitionLog, TimestampOffset};
 
 /// Why a partition operation was refused; each maps to one Kafka error code.
@@ -98,6 +103,74 @@ pub struct Partition {
     pub topic_id: TopicId,
     self_id: BrokerId,
     inner: Mutex<Inner>,
+    /// The positions as of the last release of `inner`.
+    published: Mutex<Published>,
+}
+
+/// What the replica is, as [`Published`] records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PublishedRole {
+    Removed,
+    Follower,
+    Leader,
+}
+
+/// The positions of the partition when its lock was last released.
+#[derive(Clone, Copy, Debug)]
+struct Published {
+    role: PublishedRole,
+    leader_epoch: LeaderEpoch,
+    log_start_offset: Offset,
+    log_end_offset: Offset,
+    high_watermark: Offset,
+}
+
+impl Published {
+    fn of(inner: &Inner) -> Self {
+        let (role, hw) = match (&inner.log, &inner.role) {
+            (None, _) => (PublishedRole::Removed, Offset(0)),
+            (Some(_), Role::Leader(rs)) => (PublishedRole::Leader, rs.high_watermark()),
+            (Some(_), Role::Follower { high_watermark, .. }) => {
+                (PublishedRole::Follower, *high_watermark)
+            }
+        };
+        Self {
+            role,
+            leader_epoch: inner.leader_epoch,
+            log_start_offset: inner
+                .log
+                .as_ref()
+                .map_or(Offset(0), |l| l.log_start_offset()),
+            log_end_offset: inner.log.as_ref().map_or(Offset(0), |l| l.log_end_offset()),
+            high_watermark: hw,
+        }
+    }
+}
+
+/// The partition's lock; releasing it publishes the positions.
+struct Locked<'a> {
+    guard: MutexGuard<'a, Inner>,
+    published: &'a Mutex<Published>,
+}
+
+impl Deref for Locked<'_> {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.guard
+    }
+}
+
+impl DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut Inner {
+        &mut self.guard
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        let now = Published::of(&self.guard);
+        *unpoisoned(self.published) = now;
+    }
 }
 
 /// The outcome of a leader append.
@@ -107,6 +180,8 @@ pub struct Appended {
     pub last_offset: Offset,
     pub log_start_offset: Offset,
     pub high_watermark: Offset,
+    /// Whether this append moved the high watermark (an ISR of the leader alone).
+    pub high_watermark_moved: bool,
 }
 
 /// Records read for a fetch, with the offsets a fetch response reports.
@@ -114,6 +189,8 @@ pub struct Appended {
 pub struct ReadResult {
     pub records: bytes::Bytes,
     pub high_watermark: Offset,
+    /// Whether this (follower's) fetch moved the high watermark.
+    pub high_watermark_moved: bool,
     pub log_start_offset: Offset,
     pub log_end_offset: Offset,
 }
@@ -135,9 +212,34 @@ pub struct Positions {
     pub is_leader: bool,
 }
 
-fn lock(m: &Mutex<Inner>) -> std::sync::MutexGuard<'_, Inner> {
+fn unpoisoned<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock is a bug; the data is still the log's own state.
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Refuses a client's `current_leader_epoch` (-1: not given) that is not `current`.
+fn check_epoch(
+    tp: &TopicPartition,
+    current: LeaderEpoch,
+    requested: i32,
+) -> Result<(), PartitionError> {
+    if requested < 0 || requested == current.0 {
+        return Ok(());
+    }
+    let tp = tp.clone();
+    if requested < current.0 {
+        Err(PartitionError::FencedLeaderEpoch {
+            tp,
+            requested,
+            current,
+        })
+    } else {
+        Err(PartitionError::UnknownLeaderEpoch {
+            tp,
+            requested,
+            current,
+        })
+    }
 }
 
 impl Partition {
@@ -161,11 +263,13 @@ impl Partition {
             replicas: Vec::new(),
             max_message_bytes: max_message_bytes(configs),
         };
+        let published = Published::of(&inner);
         let p = Self {
             tp,
             topic_id: state.topic_id,
             self_id,
             inner: Mutex::new(inner),
+            published: Mutex::new(published),
         };
         p.apply_state(state, configs, now_ms);
         p
@@ -179,7 +283,7 @@ impl Partition {
         configs: &TopicConfigs,
         now_ms: i64,
     ) -> Option<String> {
-        let mut g = lock(&self.inner);
+        let mut g = self.lock();
         let inner = &mut *g;
         inner.max_message_bytes = max_message_bytes(configs);
         if let Some(log) = inner.log.as_mut() {
@@ -236,24 +340,10 @@ impl Partition {
         }
     }
 
-    /// Checks a client's `current_leader_epoch` (-1: not given) against ours.
-    fn check_epoch(&self, inner: &Inner, requested: i32) -> Result<(), PartitionError> {
-        if requested < 0 || requested == inner.leader_epoch.0 {
-            return Ok(());
-        }
-        let (tp, current) = (self.tp.clone(), inner.leader_epoch);
-        if requested < inner.leader_epoch.0 {
-            Err(PartitionError::FencedLeaderEpoch {
-                tp,
-                requested,
-                current,
-            })
-        } else {
-            Err(PartitionError::UnknownLeaderEpoch {
-                tp,
-                requested,
-                current,
-            })
+    fn lock(&self) -> Locked<'_> {
+        Locked {
+            guard: unpoisoned(&self.inner),
+            published: &self.published,
         }
     }
 
@@ -262,7 +352,7 @@ impl Partition {
         inner: &'a mut Inner,
         epoch: i32,
     ) -> Result<(&'a mut PartitionLog, &'a mut LeaderReplicaState), PartitionError> {
-        self.check_epoch(inner, epoch)?;
+        check_epoch(&self.tp, inner.leader_epoch, epoch)?;
         let Some(log) = inner.log.as_mut() else {
             return Err(PartitionError::Removed(self.tp.clone()));
         };
@@ -278,7 +368,7 @@ impl Partition {
         records: &[u8],
         now_ms: i64,
     ) -> Result<Appended, PartitionError> {
-        let mut g = lock(&self.inner);
+        let mut g = self.lock();
         let max = g.max_message_bytes;
         let epoch = g.leader_epoch;
         let (log, rs) = self.leader_check(&mut g, -1)?;
@@ -290,12 +380,13 @@ impl Partition {
             });
         }
         let info = log.append(records, epoch, now_ms)?;
-        rs.on_leader_append(log.log_end_offset());
+        let moved = rs.on_leader_append(log.log_end_offset()).is_some();
         Ok(Appended {
             first_offset: info.first_offset,
             last_offset: info.last_offset,
             log_start_offset: log.log_start_offset(),
             high_watermark: rs.high_watermark(),
+            high_watermark_moved: moved,
         })
     }
 
@@ -310,7 +401,7 @@ impl Partition {
         max_bytes: usize,
         now_ms: i64,
     ) -> Result<ReadResult, PartitionError> {
-        let mut g = lock(&self.inner);
+        let mut g = self.lock();
         let (log, rs) = self.leader_check(&mut g, current_leader_epoch)?;
         let (log_start, log_end) = (log.log_start_offset(), log.log_end_offset());
         if offset < log_start.0 || offset > log_end.0 {
@@ -321,10 +412,11 @@ impl Partition {
                 log_end,
             });
         }
+        let mut moved = false;
         let upper = match reader {
             Reader::Consumer => rs.high_watermark(),
             Reader::Follower(id) => {
-                rs.on_follower_fetch(id, Offset(offset), now_ms);
+                moved = rs.on_follower_fetch(id, Offset(offset), now_ms).is_some();
                 log_end
             }
         };
@@ -336,23 +428,28 @@ impl Partition {
         Ok(ReadResult {
             records,
             high_watermark: rs.high_watermark(),
+            high_watermark_moved: moved,
             log_start_offset: log_start,
             log_end_offset: log_end,
         })
     }
 
-    /// The partition's offsets, as the leader (errors if not leader).
+    /// The partition's offsets, as the leader (errors if not leader), as of the last
+    /// release of the partition's lock: this never waits for an append in progress.
     pub fn leader_positions(&self, current_leader_epoch: i32) -> Result<Positions, PartitionError> {
-        let mut g = lock(&self.inner);
-        let epoch = g.leader_epoch;
-        let (log, rs) = self.leader_check(&mut g, current_leader_epoch)?;
-        Ok(Positions {
-            log_start_offset: log.log_start_offset(),
-            log_end_offset: log.log_end_offset(),
-            high_watermark: rs.high_watermark(),
-            leader_epoch: epoch,
-            is_leader: true,
-        })
+        let p = *unpoisoned(&self.published);
+        check_epoch(&self.tp, p.leader_epoch, current_leader_epoch)?;
+        match p.role {
+            PublishedRole::Removed => Err(PartitionError::Removed(self.tp.clone())),
+            PublishedRole::Follower => Err(PartitionError::NotLeader(self.tp.clone())),
+            PublishedRole::Leader => Ok(Positions {
+                log_start_offset: p.log_start_offset,
+                log_end_offset: p.log_end_offset,
+                high_watermark: p.high_watermark,
+                leader_epoch: p.leader_epoch,
+                is_leader: true,
+            }),
+        }
     }
 
     /// The first offset whose timestamp is at least `timestamp`, below the high watermark.
@@ -362,7 +459,7 @@ impl Partition {
         timestamp: i64,
     ) -> Result<Option<(Offset, i64)>, PartitionError> {
         let (found, hw, start) = {
-            let mut g = lock(&self.inner);
+            let mut g = self.lock();
             let (log, rs) = self.leader_check(&mut g, current_leader_epoch)?;
             let found = log.offset_for_timestamp(timestamp)?;
             (found, rs.high_watermark(), log.log_start_offset())
@@ -380,14 +477,14 @@ impl Partition {
         current_leader_epoch: i32,
         epoch: LeaderEpoch,
     ) -> Result<Option<(LeaderEpoch, Offset)>, PartitionError> {
-        let mut g = lock(&self.inner);
+        let mut g = self.lock();
         let (log, _) = self.leader_check(&mut g, current_leader_epoch)?;
         Ok(log.end_offset_for_epoch(epoch))
     }
 
     /// The current leader epoch.
     pub fn leader_epoch(&self) -> LeaderEpoch {
-        lock(&self.inner).leader_epoch
+        unpoisoned(&self.published).leader_epoch
     }
 
     /// DeleteRecords as leader (the group coordinator's compaction of
@@ -398,7 +495,7 @@ impl Partition {
         current_leader_epoch: i32,
         offset: Offset,
     ) -> Result<Offset, PartitionError> {
-        let mut g = lock(&self.inner);
+        let mut g = self.lock();
         let (log, rs) = self.leader_check(&mut g, current_leader_epoch)?;
         let hw = rs.high_watermark();
         if offset > hw {
@@ -415,7 +512,7 @@ impl Partition {
 
     /// Flushes and closes the log (broker shutdown).
     pub fn close(&self) {
-        if let Some(log) = lock(&self.inner).log.take() {
+        if let Some(log) = self.lock().log.take() {
             if let Err(e) = log.close() {
                 tracing::warn!("{}: closing the log failed: {e}", self.tp);
             }
@@ -424,7 +521,7 @@ impl Partition {
 
     /// Deletes the log (topic removed or replica moved away).
     pub fn delete(&self) {
-        if let Some(log) = lock(&self.inner).log.take() {
+        if let Some(log) = self.lock().log.take() {
             if let Err(e) = log.delete() {
                 tracing::warn!("{}: deleting the log failed: {e}", self.tp);
             }
@@ -438,7 +535,7 @@ impl Partition {
     /// fetches of this partition go on meanwhile.
     pub fn tick(&self, now_ms: i64) {
         let (pending, trash) = {
-            let mut g = lock(&self.inner);
+            let mut g = self.lock();
             let Some(log) = g.log.as_mut() else { return };
             if let Err(e) = log
                 .tick_except_sync(now_ms)
@@ -456,7 +553,7 @@ impl Partition {
             tracing::warn!("{}: fsync of a rolled segment failed: {e}", self.tp);
             return;
         }
-        if let Some(log) = lock(&self.inner).log.as_mut() {
+        if let Some(log) = self.lock().log.as_mut() {
             if let Err(e) = log.mark_synced(&pending) {
                 tracing::warn!("{}: log maintenance failed: {e}", self.tp);
             }
@@ -493,7 +590,7 @@ pub struct FollowerView {
 impl Partition {
     /// The replica's follower state; `None` if it leads or was removed.
     pub fn follower_view(&self) -> Option<FollowerView> {
-        let g = lock(&self.inner);
+        let g = self.lock();
         let log = g.log.as_ref()?;
         match &g.role {
             Role::Leader(_) => None,
@@ -516,7 +613,7 @@ impl Partition {
         inner: &'a mut Inner,
         leader_epoch: LeaderEpoch,
     ) -> Result<(&'a mut PartitionLog, &'a mut Offset), PartitionError> {
-        self.check_epoch(inner, leader_epoch.0)?;
+        check_epoch(&self.tp, inner.leader_epoch, leader_epoch.0)?;
         let Some(log) = inner.log.as_mut() else {
             return Err(PartitionError::Removed(self.tp.clone()));
         };
@@ -528,7 +625,7 @@ impl Partition {
 
     /// Where `epoch` ends in this replica's own log.
     pub fn own_end_offset_for_epoch(&self, epoch: LeaderEpoch) -> Option<(LeaderEpoch, Offset)> {
-        lock(&self.inner)
+        self.lock()
             .log
             .as_ref()
             .and_then(|l| l.end_offset_for_epoch(epoch))
@@ -540,7 +637,7 @@ impl Partition {
         leader_epoch: LeaderEpoch,
         offset: Offset,
     ) -> Result<(), PartitionError> {
-        let mut g = lock(&self.inner);
+        let mut g = self.lock();
         let (log, hw) = self.follower_check(&mut g, leader_epoch)?;
         log.truncate_to(offset)?;
         *hw = (*hw).min(log.log_end_offset());
@@ -553,7 +650,7 @@ impl Partition {
         leader_epoch: LeaderEpoch,
         offset: Offset,
     ) -> Result<(), PartitionError> {
-        let mut g = lock(&self.inner);
+        let mut g = self.lock();
         let (log, hw) = self.follower_check(&mut g, leader_epoch)?;
         log.truncate_fully_and_start_at(offset)?;
         *hw = offset;
@@ -571,7 +668,7 @@ impl Partition {
         fetched: FollowerFetch<'_>,
         now_ms: i64,
     ) -> Result<Offset, PartitionError> {
-        let mut g = lock(&self.inner);
+        let mut g = self.lock();
         let (log, hw) = self.follower_check(&mut g, leader_epoch)?;
         if !fetched.records.is_empty() {
             log.append_as_follower(fetched.records, now_ms)?;
@@ -587,7 +684,7 @@ impl Partition {
 
     /// As leader: the ISR, or `None` if this replica does not lead.
     pub fn in_sync_replicas(&self) -> Option<Vec<BrokerId>> {
-        match &lock(&self.inner).role {
+        match &self.lock().role {
             Role::Leader(rs) => Some(rs.isr().to_vec()),
             Role::Follower { .. } => None,
         }
@@ -596,7 +693,7 @@ impl Partition {
     /// As leader: the ISR change replication calls for now (shrink lagging members first,
     /// else add caught-up replicas), with the epochs the controller checks.
     pub fn isr_change(&self, now_ms: i64, lag_max_ms: i64) -> Option<IsrChange> {
-        let g = lock(&self.inner);
+        let g = self.lock();
         let Role::Leader(rs) = &g.role else {
             return None;
         };
@@ -610,7 +707,7 @@ impl Partition {
 
     /// Applies a partition state the controller committed (AlterPartition's answer).
     pub fn apply_committed(&self, state: &PartitionState) {
-        let mut g = lock(&self.inner);
+        let mut g = self.lock();
         if state.leader_epoch != g.leader_epoch || state.partition_epoch <= g.partition_epoch {
             return;
         }

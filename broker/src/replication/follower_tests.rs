@@ -2,7 +2,7 @@
 //! fetcher does with what the leader's fetch path returns.
 
 use super::truncation::{truncation_point, LeaderAnswer};
-use crate::partition::{FollowerFetch, Partition, Reader};
+use crate::partition::{FollowerFetch, Partition, PartitionError, Reader};
 use protocol::control::{PartitionState, TopicConfigs};
 use protocol::ids::TopicPartition;
 use protocol::ids::{BrokerId, LeaderEpoch, Offset, PartitionEpoch, PartitionIndex, TopicId};
@@ -173,4 +173,76 @@ fn a_diverged_follower_truncates_to_the_new_leaders_end_of_its_epoch() {
         old_leader.follower_view().unwrap().log_end_offset,
         Offset(6)
     );
+}
+
+/// What the purgatory's waiters rely on: `leader_positions` answers from what the last
+/// operation published (no lock), and the operations that moved the high watermark say so,
+/// since only they wake the acks=all produces.
+#[test]
+fn published_positions_follow_every_change_and_high_watermark_moves_are_reported() {
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let s = state(B1, 1, &[B1, B2]);
+    let leader = replica(d1.path(), B1, &s);
+    let follower = replica(d2.path(), B2, &s);
+
+    let b = build_test_batch(0, 0, 4, 1_000, &[7u8; 40]);
+    let a = leader.append_as_leader(&b, 1_000).unwrap();
+    assert!(!a.high_watermark_moved, "the follower has not fetched yet");
+    let pos = leader.leader_positions(1).unwrap();
+    assert_eq!(
+        (pos.log_end_offset, pos.high_watermark),
+        (Offset(4), Offset(0))
+    );
+
+    let at = |offset| leader.read(Reader::Follower(B2), 1, offset, 1 << 20, 1_000);
+    assert!(
+        !at(0).unwrap().high_watermark_moved,
+        "fetching at 0 moves nothing"
+    );
+    fetch_once(&leader, &follower, B2, 1_000);
+    assert_eq!(follower.follower_view().unwrap().log_end_offset, Offset(4));
+    assert!(
+        at(4).unwrap().high_watermark_moved,
+        "the follower's log end commits 0..4"
+    );
+    assert!(
+        !at(4).unwrap().high_watermark_moved,
+        "the same fetch again moves nothing"
+    );
+    assert_eq!(
+        leader.leader_positions(-1).unwrap().high_watermark,
+        Offset(4)
+    );
+
+    // Epoch checks and roles answer as the locked path does.
+    assert!(matches!(
+        leader.leader_positions(0),
+        Err(PartitionError::FencedLeaderEpoch { .. })
+    ));
+    assert!(matches!(
+        leader.leader_positions(2),
+        Err(PartitionError::UnknownLeaderEpoch { .. })
+    ));
+    assert!(matches!(
+        follower.leader_positions(1),
+        Err(PartitionError::NotLeader(_))
+    ));
+
+    // A leader alone in the ISR commits on append.
+    leader.apply_committed(&PartitionState {
+        partition_epoch: PartitionEpoch(2),
+        ..state(B1, 1, &[B1])
+    });
+    let a = leader.append_as_leader(&b, 1_000).unwrap();
+    assert!(a.high_watermark_moved);
+    assert_eq!(
+        leader.leader_positions(1).unwrap().high_watermark,
+        Offset(8)
+    );
+
+    leader.delete();
+    assert!(matches!(
+        leader.leader_positions(1),
+        Err(PartitionError::Removed(_))
+    ));
 }
