@@ -118,6 +118,7 @@ def loopback_mib_s(workdir: Path, seconds: int) -> float:
 def disk_write_mib_s(workdir: Path, mib: int) -> float:
     path = workdir / "dd-write-test"
     try:
+        touch_before_run(mib * 1.1)
         t0 = time.monotonic()
         run(["dd", "if=/dev/zero", f"of={path}", "bs=1M", f"count={mib}", "conv=fdatasync"],
             timeout=600)
@@ -132,11 +133,56 @@ def page_cache_write_mib_s(workdir: Path, mib: int) -> float:
     path = workdir / "page-cache-write-test"
     try:
         settle_writeback()
+        touch_before_run(mib * 1.1)
         t0 = time.monotonic()
         run(["dd", "if=/dev/zero", f"of={path}", "bs=64k", f"count={mib * 16}"], timeout=600)
         return mib / (time.monotonic() - t0)
     finally:
         path.unlink(missing_ok=True)
+
+
+def meminfo_mib(key: str) -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+TOUCH = {"on": True, "log": []}  # touch memory before each produce run; what each touch did
+
+
+def touch_memory(mib: float):
+    """Touches up to `mib` of free memory (an anonymous map written page by page, then
+    unmapped) and returns (MiB touched, MiB/s). A VM like this one gets its RAM from the
+    host on first touch and gives memory that stays free for minutes back, so writing to a
+    page that was not touched lately is many times slower than writing to one that was
+    (seen here: `dd` into a new file at 360 MB/s against 5 GB/s). Produce writes new pages
+    for every byte, so before each produce run the bench touches as much memory as that run
+    will write: otherwise a run measures the host's memory, and two runs of the same build
+    differ threefold. Returns None when there is nothing to touch."""
+    import mmap
+
+    mib = int(min(mib, meminfo_mib("MemFree") - 1024))
+    if mib < 64:
+        return None
+    size = mib * MIB
+    t0 = time.monotonic()
+    m = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    try:
+        for off in range(0, size, mmap.PAGESIZE):
+            m[off] = 1
+    finally:
+        m.close()
+    return mib, mib / (time.monotonic() - t0)
+
+
+def touch_before_run(mib: float):
+    if not TOUCH["on"] or mib <= 0:
+        return
+    t = touch_memory(mib)
+    if t:
+        TOUCH["log"].append(t)
+        print(f"    (touched {t[0]} MiB of free memory first, {t[1]:.0f} MiB/s)", flush=True)
 
 
 def round_trip_ms(seconds: float, rate: int = 1000) -> dict:
@@ -180,10 +226,7 @@ def _echo(lsock):
 
 
 def dirty_mib() -> float:
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("Dirty:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    return meminfo_mib("Dirty")
 
 
 def settle_writeback(limit_s: float = 120):
@@ -205,10 +248,13 @@ def settle_writeback(limit_s: float = 120):
 PROFILE = {}  # "dir": where perf.data files go, "pids": the broker processes to sample
 
 
-def perf(gregor: Path, kind: str, bootstrap: str, topic: str, args, timeout: float) -> dict:
+def perf(gregor: Path, kind: str, bootstrap: str, topic: str, args, timeout: float,
+         writes_mib: float = 0) -> dict:
     """One `gregor perf` run; its summary line plus the client's CPU share. Dirty pages
-    of earlier runs are written back first."""
+    of earlier runs are written back first, and `writes_mib` (what the run will write into
+    memory, all replicas) of free memory is touched (`touch_memory`)."""
     settle_writeback()
+    touch_before_run(writes_mib)
     cmd = [str(gregor), "perf", kind, topic, "--bootstrap", bootstrap, *map(str, args)]
     if PROFILE.get("dir") and PROFILE.get("pids"):
         PROFILE["n"] = PROFILE.get("n", 0) + 1
@@ -268,6 +314,11 @@ def create_topic(bootstrap: str, name: str, partitions: int, replicas: int, conf
             p.leader >= 0 for p in md.partitions.values())
 
     wait_for(has_leaders, 30, f"leaders for {name}")
+
+
+def writes_mib(records: int, replicas: int) -> float:
+    """What a produce run writes into memory (page cache or tansu's heap), with 10% slack."""
+    return records * RECORD * replicas * 1.1 / MIB
 
 
 def producer_args(records: int, acks: str, rate=None):
@@ -339,13 +390,16 @@ def bench_gregor(a, gregor: Path, workdir: Path, res: dict):
         create_topic(bs, "bench-r1", a.partitions, 1)
         create_topic(bs, "bench-r3", a.partitions, 3, {"min.insync.replicas": "2"})
         t = a.step_timeout
-        figure(res, "g_p1", lambda: perf(gregor, "produce", bs, "bench-r1", producer_args(a.records, "1"), t))
-        figure(res, "g_p3", lambda: perf(gregor, "produce", bs, "bench-r3", producer_args(a.records, "all"), t))
+        figure(res, "g_p1", lambda: perf(gregor, "produce", bs, "bench-r1", producer_args(a.records, "1"), t,
+                                         writes_mib(a.records, 1)))
+        figure(res, "g_p3", lambda: perf(gregor, "produce", bs, "bench-r3", producer_args(a.records, "all"), t,
+                                         writes_mib(a.records, 3)))
         figure(res, "g_c", lambda: perf(gregor, "consume", bs, "bench-r1", ["--num-records", a.records], t))
         if "g_p3" in res:
             rate = res["g_lat_rate"] = res["g_p3"]["rps"] / 2
             n = max(1000, int(rate * a.latency_seconds))
-            figure(res, "g_lat", lambda: perf(gregor, "produce", bs, "bench-r3", producer_args(n, "all", rate), t))
+            figure(res, "g_lat", lambda: perf(gregor, "produce", bs, "bench-r3", producer_args(n, "all", rate), t,
+                                              writes_mib(n, 3)))
         # Soak: produce (acks=all, 3 replicas) and consume at once, at a fixed rate.
         create_topic(bs, "bench-soak", a.partitions, 3,
                      {"min.insync.replicas": "2", "retention.bytes": str(1 << 30),
@@ -393,12 +447,14 @@ def bench_tansu(a, gregor: Path, workdir: Path, res: dict):
         PROFILE.update(pids=[p.pid], name="tansu")
         create_topic(bs, "bench-r1", a.partitions, 1)
         t = a.step_timeout
-        figure(res, "t_p1", lambda: perf(gregor, "produce", bs, "bench-r1", producer_args(a.records, "1"), t))
+        figure(res, "t_p1", lambda: perf(gregor, "produce", bs, "bench-r1", producer_args(a.records, "1"), t,
+                                         writes_mib(a.records, 1)))
         figure(res, "t_c", lambda: perf(gregor, "consume", bs, "bench-r1", ["--num-records", a.records], t))
         if "t_p1" in res:
             rate = res["t_lat_rate"] = res["t_p1"]["rps"] / 2
             n = max(1000, int(rate * a.latency_seconds))
-            figure(res, "t_lat", lambda: perf(gregor, "produce", bs, "bench-r1", producer_args(n, "1", rate), t))
+            figure(res, "t_lat", lambda: perf(gregor, "produce", bs, "bench-r1", producer_args(n, "1", rate), t,
+                                              writes_mib(n, 1)))
         res["t_rss"] = rss_mib([p.pid])
     except Exception:
         print((workdir / "tansu.log").read_text()[-3000:], file=sys.stderr)
@@ -472,6 +528,9 @@ def table(a, res: dict) -> str:
         f"{f(res.get('page_cache'))} |",
         "| loopback round trip, 1-byte ping-pong between two processes at 1000/s, "
         f"p50 / p99 / p99.9 (ms) | {rtt} |",
+        "| touching free memory before each produce run (MiB/s, slowest / fastest; see below) | "
+        + (f"{min(r for _, r in TOUCH['log']):.0f} / {max(r for _, r in TOUCH['log']):.0f}"
+           if TOUCH["log"] else "not done") + " |",
         "",
         "Latency runs: Gregor acks=all 3 replicas asked for "
         f"{f(res.get('g_lat_rate'), '{:.0f}')} records/s and reached {f(get('g_lat', 'rps'), '{:.0f}')}; "
@@ -481,6 +540,11 @@ def table(a, res: dict) -> str:
         "acks=all with 3 replicas on one machine writes every byte three times: 3 × "
         f"{f(get('g_p3', 'mib_s'))} MiB/s = {pct(3 * get('g_p3', 'mib_s') if get('g_p3', 'mib_s') else None, disk)} "
         "of the measured sequential write speed.",
+        "Before each produce run (both brokers) the bench writes once to as much free memory "
+        "as the run will write (`--no-touch` turns this off): this VM gets its RAM from the "
+        "host on first touch and gives back memory that stays free for minutes, so a write to "
+        "a page not touched lately is up to 15× slower, and without the touch a run measures "
+        "the host (the last machine row shows the rates of those touches).",
         "Each client run starts after `sync`: dirty pages an earlier run left are written "
         "back first, so no run pays for another's writeback. acks=1 produce = "
         f"{pct(get('g_p1', 'mib_s'), res.get('page_cache'))} of the page-cache write speed above; "
@@ -514,12 +578,15 @@ def main():
     ap.add_argument("--soak-mib-s", type=float, default=10, help="produce rate during the soak")
     ap.add_argument("--iperf-seconds", type=int, default=5)
     ap.add_argument("--dd-mib", type=int, default=1024)
+    ap.add_argument("--no-touch", action="store_true",
+                    help="do not touch free memory before each produce run (see touch_memory)")
     ap.add_argument("--step-timeout", type=float, default=600, help="limit for each client run (s)")
     ap.add_argument("--skip", action="append", default=[], choices=["machine", "gregor", "tansu"])
     ap.add_argument("--perf-record", type=Path, metavar="DIR",
                     help="sample the brokers with `perf record` during each client run, into DIR")
     ap.add_argument("--out", type=Path, default=REPO / "target" / "bench" / "latest.md")
     a = ap.parse_args()
+    TOUCH["on"] = not a.no_touch
     if a.perf_record:
         a.perf_record.mkdir(parents=True, exist_ok=True)
         PROFILE["dir"] = a.perf_record
