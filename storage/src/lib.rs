@@ -7,7 +7,8 @@
 //!
 //! ```text
 //! 00000000000000000000.log        record batches; the last segment is the active one,
-//! 00000000000000000000.index      sized to segment.bytes as a sparse file and mapped rw;
+//! 00000000000000000000.index      sized to segment.bytes as a sparse file (blocks allocated
+//!                                 8 MiB ahead of the data) and mapped rw;
 //! 00000000000000000000.timeindex  older ones are trimmed and mapped read-only on demand
 //! 00000000000000004711.log ...
 //! leader-epoch-checkpoint         (epoch, start offset) pairs
@@ -20,8 +21,9 @@
 //! - [`log`](crate::PartitionLog): the log type, its offsets, `open` and recovery;
 //!   `append.rs` (leader/follower appends, rolls), `read.rs` (zero-copy reads, timestamp
 //!   lookup), `maintain.rs` (truncation, retention, flush, close).
-//! - `active.rs`: the active segment (file, map, index builder). Appends `pwrite` into the
-//!   mapped file (measured: storing through the map was 3-7x slower here, see there).
+//! - `active.rs`: the active segment (file, map, index builder). Appends `pwritev` into the
+//!   mapped file (measured: storing through the map was 3-7x slower here, see there), into
+//!   blocks `fallocate`d a window ahead.
 //! - `segment.rs`: segment metadata, file names and the validating scan used by recovery.
 //! - `index.rs`: the sparse offset and time indexes.
 //! - `cache.rs`: the bounded LRU of read-only maps of older segments.

@@ -623,3 +623,48 @@ fn partition_log_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<PartitionLog>();
 }
+
+/// Disk blocks of the file at `path`.
+fn allocated_bytes(path: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).unwrap().blocks() * 512
+}
+
+#[test]
+fn the_active_segment_allocates_blocks_a_window_ahead_and_a_rolled_one_keeps_only_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t-0");
+    let segment = 32u64 << 20;
+    let mut log = PartitionLog::open(&path, "t-0", tiny(segment)).unwrap();
+    let b = batch(16, 1, 64 << 10, 1_000);
+    log.append(&b, E, 0).unwrap();
+    let first = path.join(seg(0)[1].clone());
+    let meta = std::fs::metadata(&first).unwrap();
+    assert_eq!(
+        meta.len(),
+        segment,
+        "the active segment is sized to segment.bytes"
+    );
+    let ahead = allocated_bytes(&first);
+    assert!(
+        ahead >= b.len() as u64 + (8 << 20) && ahead < segment,
+        "{ahead} bytes allocated: a window ahead of the data, not the whole segment"
+    );
+
+    // Fill the segment until it rolls: the sealed file keeps its data's blocks only.
+    for _ in 0..4 * segment / b.len() as u64 {
+        if std::fs::metadata(&first).unwrap().len() < segment {
+            break;
+        }
+        log.append(&b, E, 0).unwrap();
+    }
+    let sealed = std::fs::metadata(&first).unwrap().len();
+    assert!(sealed < segment, "the first segment rolled and was trimmed");
+    assert!(
+        allocated_bytes(&first) <= sealed + (64 << 10),
+        "{} bytes allocated for {sealed} bytes of data",
+        allocated_bytes(&first)
+    );
+    let read = log.read(Offset(0), 1 << 20, log.log_end_offset()).unwrap();
+    assert_eq!(split(&read.records)[0].0, 0, "the data reads back");
+}
