@@ -118,7 +118,6 @@ def loopback_mib_s(workdir: Path, seconds: int) -> float:
 def disk_write_mib_s(workdir: Path, mib: int) -> float:
     path = workdir / "dd-write-test"
     try:
-        touch_before_run(mib * 1.1)
         t0 = time.monotonic()
         run(["dd", "if=/dev/zero", f"of={path}", "bs=1M", f"count={mib}", "conv=fdatasync"],
             timeout=600)
@@ -133,7 +132,6 @@ def page_cache_write_mib_s(workdir: Path, mib: int) -> float:
     path = workdir / "page-cache-write-test"
     try:
         settle_writeback()
-        touch_before_run(mib * 1.1)
         t0 = time.monotonic()
         run(["dd", "if=/dev/zero", f"of={path}", "bs=64k", f"count={mib * 16}"], timeout=600)
         return mib / (time.monotonic() - t0)
@@ -148,41 +146,40 @@ def meminfo_mib(key: str) -> float:
     return 0.0
 
 
-TOUCH = {"on": True, "log": []}  # touch memory before each produce run; what each touch did
+class Ballast:
+    """Touched, lazily freed memory held through the runs, so that the brokers write into
+    memory the host has already backed.
+
+    This VM gets its RAM from the host on first touch, and free memory goes back to the host
+    within seconds (free page reporting; a DAMON `pageout` scheme also drops file pages
+    unread for about 30 s). A write to a page the host must back again is many times slower
+    (seen here: `dd` into a new file at 360 MB/s against 5 GB/s), and produce writes new
+    pages for every byte, so without this the runs measure the host: acks=all gave 506 MiB/s
+    and then 159, 150, 145 MiB/s in four back-to-back runs of the same build.
+
+    The ballast is an anonymous private map written page by page and then `MADV_FREE`d: its
+    pages stay with this process (never free, so never handed back) until the kernel needs
+    memory, and then are taken first, cheaply (no writeback), for the brokers' page cache
+    or tansu's heap. With it, the same four runs gave 446, 420, 421 and 387 MiB/s."""
+
+    def __init__(self, mib: int):
+        import mmap
+
+        self.mib = mib
+        t0 = time.monotonic()
+        self.map = mmap.mmap(-1, mib * MIB, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        for off in range(0, mib * MIB, mmap.PAGESIZE):
+            self.map[off] = 1
+        self.map.madvise(mmap.MADV_FREE)
+        self.rate = mib / (time.monotonic() - t0)
+
+    def close(self):
+        self.map.close()
 
 
-def touch_memory(mib: float):
-    """Touches up to `mib` of free memory (an anonymous map written page by page, then
-    unmapped) and returns (MiB touched, MiB/s). A VM like this one gets its RAM from the
-    host on first touch and gives memory that stays free for minutes back, so writing to a
-    page that was not touched lately is many times slower than writing to one that was
-    (seen here: `dd` into a new file at 360 MB/s against 5 GB/s). Produce writes new pages
-    for every byte, so before each produce run the bench touches as much memory as that run
-    will write: otherwise a run measures the host's memory, and two runs of the same build
-    differ threefold. Returns None when there is nothing to touch."""
-    import mmap
-
-    mib = int(min(mib, meminfo_mib("MemFree") - 1024))
-    if mib < 64:
-        return None
-    size = mib * MIB
-    t0 = time.monotonic()
-    m = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    try:
-        for off in range(0, size, mmap.PAGESIZE):
-            m[off] = 1
-    finally:
-        m.close()
-    return mib, mib / (time.monotonic() - t0)
-
-
-def touch_before_run(mib: float):
-    if not TOUCH["on"] or mib <= 0:
-        return
-    t = touch_memory(mib)
-    if t:
-        TOUCH["log"].append(t)
-        print(f"    (touched {t[0]} MiB of free memory first, {t[1]:.0f} MiB/s)", flush=True)
+def ballast_mib(limit_mib: float) -> int:
+    """Free memory less 1 GiB, at most `limit_mib`."""
+    return int(min(limit_mib, meminfo_mib("MemFree") - 1024))
 
 
 def round_trip_ms(seconds: float, rate: int = 1000) -> dict:
@@ -248,13 +245,28 @@ def settle_writeback(limit_s: float = 120):
 PROFILE = {}  # "dir": where perf.data files go, "pids": the broker processes to sample
 
 
-def perf(gregor: Path, kind: str, bootstrap: str, topic: str, args, timeout: float,
-         writes_mib: float = 0) -> dict:
+def cpu_ticks(pids) -> int:
+    """utime + stime of the processes, in clock ticks (0 for a process that is gone)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def idle_ticks() -> int:
+    """Idle + iowait ticks of all CPUs so far (/proc/stat)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()
+    return int(fields[4]) + int(fields[5])
+
+
+def perf(gregor: Path, kind: str, bootstrap: str, topic: str, args, timeout: float) -> dict:
     """One `gregor perf` run; its summary line plus the client's CPU share. Dirty pages
-    of earlier runs are written back first, and `writes_mib` (what the run will write into
-    memory, all replicas) of free memory is touched (`touch_memory`)."""
+    of earlier runs are written back first."""
     settle_writeback()
-    touch_before_run(writes_mib)
     cmd = [str(gregor), "perf", kind, topic, "--bootstrap", bootstrap, *map(str, args)]
     if PROFILE.get("dir") and PROFILE.get("pids"):
         PROFILE["n"] = PROFILE.get("n", 0) + 1
@@ -264,9 +276,11 @@ def perf(gregor: Path, kind: str, bootstrap: str, topic: str, args, timeout: flo
         cmd = ["perf", "record", "-q", "-e", "cpu-clock", "-F", "999", "--call-graph", "dwarf,16384",
                "-o", str(out), "-p", ",".join(map(str, PROFILE["pids"])), "--", *cmd]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    brokers0, idle0 = cpu_ticks(PROFILE.get("pids", [])), idle_ticks()
     t0 = time.monotonic()
     p = run(cmd, timeout=timeout, check=False)
     wall = time.monotonic() - t0
+    brokers1, idle1 = cpu_ticks(PROFILE.get("pids", [])), idle_ticks()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     m = failed = None
     for line in p.stdout.splitlines():
@@ -279,10 +293,15 @@ def perf(gregor: Path, kind: str, bootstrap: str, topic: str, args, timeout: flo
         "records": int(m[1]), "rps": float(m[2]), "mib_s": float(m[3]),
         "p50": float(m[6]), "p99": float(m[8]), "p999": float(m[9]), "max": float(m[5]),
         "client_cpu": cpu / max(wall, 1e-9),
+        # Cores the brokers kept busy, and the share of the machine left idle: a run with
+        # idle CPUs is bound by latency (requests in flight), not by work.
+        "broker_cpu": (brokers1 - brokers0) / os.sysconf("SC_CLK_TCK") / max(wall, 1e-9),
+        "idle": (idle1 - idle0) / os.sysconf("SC_CLK_TCK") / max(wall, 1e-9) / os.cpu_count(),
         "failed": f"{failed[1]} records failed: {failed[2]}" if failed else
         (f"exit {p.returncode}: {p.stderr.strip()[-200:]}" if p.returncode else None),
     }
-    print(f"    {kind} {topic}: {m[0]} (client CPU {r['client_cpu']:.0%} of a core)", flush=True)
+    print(f"    {kind} {topic}: {m[0]} (client CPU {r['client_cpu']:.0%} of a core, brokers "
+          f"{r['broker_cpu']:.2f} cores, machine {r['idle']:.0%} idle)", flush=True)
     if r["failed"]:
         print(f"    {kind} {topic}: FAILED: {r['failed']}", flush=True)
     return r
@@ -314,11 +333,6 @@ def create_topic(bootstrap: str, name: str, partitions: int, replicas: int, conf
             p.leader >= 0 for p in md.partitions.values())
 
     wait_for(has_leaders, 30, f"leaders for {name}")
-
-
-def writes_mib(records: int, replicas: int) -> float:
-    """What a produce run writes into memory (page cache or tansu's heap), with 10% slack."""
-    return records * RECORD * replicas * 1.1 / MIB
 
 
 def producer_args(records: int, acks: str, rate=None):
@@ -390,16 +404,13 @@ def bench_gregor(a, gregor: Path, workdir: Path, res: dict):
         create_topic(bs, "bench-r1", a.partitions, 1)
         create_topic(bs, "bench-r3", a.partitions, 3, {"min.insync.replicas": "2"})
         t = a.step_timeout
-        figure(res, "g_p1", lambda: perf(gregor, "produce", bs, "bench-r1", producer_args(a.records, "1"), t,
-                                         writes_mib(a.records, 1)))
-        figure(res, "g_p3", lambda: perf(gregor, "produce", bs, "bench-r3", producer_args(a.records, "all"), t,
-                                         writes_mib(a.records, 3)))
+        figure(res, "g_p1", lambda: perf(gregor, "produce", bs, "bench-r1", producer_args(a.records, "1"), t))
+        figure(res, "g_p3", lambda: perf(gregor, "produce", bs, "bench-r3", producer_args(a.records, "all"), t))
         figure(res, "g_c", lambda: perf(gregor, "consume", bs, "bench-r1", ["--num-records", a.records], t))
         if "g_p3" in res:
             rate = res["g_lat_rate"] = res["g_p3"]["rps"] / 2
             n = max(1000, int(rate * a.latency_seconds))
-            figure(res, "g_lat", lambda: perf(gregor, "produce", bs, "bench-r3", producer_args(n, "all", rate), t,
-                                              writes_mib(n, 3)))
+            figure(res, "g_lat", lambda: perf(gregor, "produce", bs, "bench-r3", producer_args(n, "all", rate), t))
         # Soak: produce (acks=all, 3 replicas) and consume at once, at a fixed rate.
         create_topic(bs, "bench-soak", a.partitions, 3,
                      {"min.insync.replicas": "2", "retention.bytes": str(1 << 30),
@@ -447,14 +458,12 @@ def bench_tansu(a, gregor: Path, workdir: Path, res: dict):
         PROFILE.update(pids=[p.pid], name="tansu")
         create_topic(bs, "bench-r1", a.partitions, 1)
         t = a.step_timeout
-        figure(res, "t_p1", lambda: perf(gregor, "produce", bs, "bench-r1", producer_args(a.records, "1"), t,
-                                         writes_mib(a.records, 1)))
+        figure(res, "t_p1", lambda: perf(gregor, "produce", bs, "bench-r1", producer_args(a.records, "1"), t))
         figure(res, "t_c", lambda: perf(gregor, "consume", bs, "bench-r1", ["--num-records", a.records], t))
         if "t_p1" in res:
             rate = res["t_lat_rate"] = res["t_p1"]["rps"] / 2
             n = max(1000, int(rate * a.latency_seconds))
-            figure(res, "t_lat", lambda: perf(gregor, "produce", bs, "bench-r1", producer_args(n, "1", rate), t,
-                                              writes_mib(n, 1)))
+            figure(res, "t_lat", lambda: perf(gregor, "produce", bs, "bench-r1", producer_args(n, "1", rate), t))
         res["t_rss"] = rss_mib([p.pid])
     except Exception:
         print((workdir / "tansu.log").read_text()[-3000:], file=sys.stderr)
@@ -528,9 +537,9 @@ def table(a, res: dict) -> str:
         f"{f(res.get('page_cache'))} |",
         "| loopback round trip, 1-byte ping-pong between two processes at 1000/s, "
         f"p50 / p99 / p99.9 (ms) | {rtt} |",
-        "| touching free memory before each produce run (MiB/s, slowest / fastest; see below) | "
-        + (f"{min(r for _, r in TOUCH['log']):.0f} / {max(r for _, r in TOUCH['log']):.0f}"
-           if TOUCH["log"] else "not done") + " |",
+        "| ballast: free memory touched first and held lazily freed (MiB, touched at MiB/s; "
+        "see below) | " + ("{} at {:.0f}".format(*res["ballast"]) if res.get("ballast") else "none")
+        + " |",
         "",
         "Latency runs: Gregor acks=all 3 replicas asked for "
         f"{f(res.get('g_lat_rate'), '{:.0f}')} records/s and reached {f(get('g_lat', 'rps'), '{:.0f}')}; "
@@ -540,11 +549,12 @@ def table(a, res: dict) -> str:
         "acks=all with 3 replicas on one machine writes every byte three times: 3 × "
         f"{f(get('g_p3', 'mib_s'))} MiB/s = {pct(3 * get('g_p3', 'mib_s') if get('g_p3', 'mib_s') else None, disk)} "
         "of the measured sequential write speed.",
-        "Before each produce run (both brokers) the bench writes once to as much free memory "
-        "as the run will write (`--no-touch` turns this off): this VM gets its RAM from the "
-        "host on first touch and gives back memory that stays free for minutes, so a write to "
-        "a page not touched lately is up to 15× slower, and without the touch a run measures "
-        "the host (the last machine row shows the rates of those touches).",
+        "Before anything is measured the bench touches the free memory and holds it lazily "
+        "freed (`MADV_FREE`) through all runs (the ballast row; `--ballast-mib 0` turns it "
+        "off): this VM gets its RAM from the host on first touch and hands free memory back "
+        "within seconds, so without it the brokers write into memory the host must back "
+        "again, up to 15× slower, and the runs measure the host. The kernel takes the "
+        "ballast's pages, first and without writeback, whenever a broker needs memory.",
         "Each client run starts after `sync`: dirty pages an earlier run left are written "
         "back first, so no run pays for another's writeback. acks=1 produce = "
         f"{pct(get('g_p1', 'mib_s'), res.get('page_cache'))} of the page-cache write speed above; "
@@ -552,8 +562,10 @@ def table(a, res: dict) -> str:
         "leader, client), each paying the machine's round-trip latency above.",
         f"ISR shrinks over the Gregor runs (gregor_broker_isr_shrinks_total, all brokers): "
         f"{res.get('isr_shrinks', 'n/a')}.",
-        "Client CPU (share of one core) per run: " + ", ".join(
-            f"{k} {v['client_cpu']:.0%}" for k, v in res.items() if isinstance(v, dict) and "client_cpu" in v),
+        "CPU per run (client's share of one core / cores the brokers kept busy / share of the "
+        "machine idle): " + ", ".join(
+            f"{k} {v['client_cpu']:.0%} / {v['broker_cpu']:.2f} / {v['idle']:.0%}"
+            for k, v in res.items() if isinstance(v, dict) and "client_cpu" in v),
         f"Machine: {os.cpu_count()} CPUs; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
     ]
     if PROFILE.get("dir"):
@@ -578,15 +590,15 @@ def main():
     ap.add_argument("--soak-mib-s", type=float, default=10, help="produce rate during the soak")
     ap.add_argument("--iperf-seconds", type=int, default=5)
     ap.add_argument("--dd-mib", type=int, default=1024)
-    ap.add_argument("--no-touch", action="store_true",
-                    help="do not touch free memory before each produce run (see touch_memory)")
+    ap.add_argument("--ballast-mib", type=int, default=20_480,
+                    help="most memory to hold touched and lazily freed through the runs "
+                         "(see Ballast; 0: none)")
     ap.add_argument("--step-timeout", type=float, default=600, help="limit for each client run (s)")
     ap.add_argument("--skip", action="append", default=[], choices=["machine", "gregor", "tansu"])
     ap.add_argument("--perf-record", type=Path, metavar="DIR",
                     help="sample the brokers with `perf record` during each client run, into DIR")
     ap.add_argument("--out", type=Path, default=REPO / "target" / "bench" / "latest.md")
     a = ap.parse_args()
-    TOUCH["on"] = not a.no_touch
     if a.perf_record:
         a.perf_record.mkdir(parents=True, exist_ok=True)
         PROFILE["dir"] = a.perf_record
@@ -597,7 +609,15 @@ def main():
     print(f"bench: binaries from {bins}; client: {CLIENT}", flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="gregor-bench-"))
     res = {}
+    ballast = None
     try:
+        mib = ballast_mib(a.ballast_mib)
+        if mib >= 256:
+            print(f"== touching {mib} MiB of free memory, held lazily freed through the runs",
+                  flush=True)
+            ballast = Ballast(mib)
+            res["ballast"] = (ballast.mib, ballast.rate)
+            print(f"    {ballast.rate:.0f} MiB/s", flush=True)
         if "machine" not in a.skip:
             print("== machine limits", flush=True)
             figure(res, "loopback", lambda: loopback_mib_s(workdir, a.iperf_seconds))
@@ -616,6 +636,8 @@ def main():
     finally:
         for p in CHILDREN:
             stop(p)
+        if ballast:
+            ballast.close()
         md = table(a, res)
         print("\n" + md)
         a.out.parent.mkdir(parents=True, exist_ok=True)
