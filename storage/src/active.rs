@@ -83,12 +83,13 @@ impl Active {
     /// 16-byte prefix and the request's bytes after it, so the batch is never copied in
     /// user space).
     ///
-    /// The bytes go in with `write(2)` on the mapped file: the map is `MAP_SHARED`, so it
-    /// shows the same page-cache pages, and `Bytes` views of them need no copy. Storing
-    /// through the map instead (what DESIGN.md describes) was measured erratic here,
-    /// 0.14-0.37x of `write(2)`: every store into a hole of the sparse file takes a fault
-    /// that zero-fills it through readahead. `write(2)` runs at full speed and turns a full
-    /// disk into an `Io` error instead of a `SIGBUS` on a store. The write lands at or
+    /// The bytes go in with one `pwritev` on the mapped file, into blocks allocated ahead
+    /// (`preallocate`): the map is `MAP_SHARED`, so it shows the same page-cache pages, and
+    /// `Bytes` views of them need no copy. Storing through the map instead (what DESIGN.md
+    /// describes) was measured erratic here, 0.14-0.37x of `write(2)`: every store into a
+    /// hole of the sparse file takes a fault that zero-fills it through readahead. A write
+    /// call runs at full speed and turns a full disk into an `Io` error instead of a
+    /// `SIGBUS` on a store. The write lands at or
     /// after the readable length, where no view looks (see `mmap.rs`).
     pub(crate) fn write(&mut self, pos: u32, parts: &[&[u8]]) -> Result<(), LogError> {
         let pos = pos as usize;

@@ -134,14 +134,14 @@ impl Published {
                 (PublishedRole::Follower, *high_watermark)
             }
         };
+        let (start, end) = inner.log.as_ref().map_or((Offset(0), Offset(0)), |l| {
+            (l.log_start_offset(), l.log_end_offset())
+        });
         Self {
             role,
             leader_epoch: inner.leader_epoch,
-            log_start_offset: inner
-                .log
-                .as_ref()
-                .map_or(Offset(0), |l| l.log_start_offset()),
-            log_end_offset: inner.log.as_ref().map_or(Offset(0), |l| l.log_end_offset()),
+            log_start_offset: start,
+            log_end_offset: end,
             high_watermark: hw,
         }
     }
