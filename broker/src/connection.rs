@@ -7,15 +7,15 @@
 //! long-poll, a forwarded admin request) runs as a task. Replies go through a bounded
 //! queue of `max_inflight_requests` to the writer, which takes them in order, so responses
 //! leave in request order and a client cannot have more requests in flight. The writer
-//! sends every reply that is complete in one vectored write; fetch replies carry record
-//! data as views of the segment maps ([`protocol::splice`]).
+//! gathers every reply that is complete and writes them together ([`crate::send`]:
+//! vectored writes, and `sendfile` for the record data of fetch replies).
 //! Each request is counted, with its bytes and latency, in [`crate::metrics`].
 
 use crate::api::{self, Reply};
 use crate::broker::Broker;
-use bytes::{Buf, Bytes, BytesMut};
+use crate::send::{Piece, Pieces, MAX_WRITE_BYTES, MAX_WRITE_PIECES};
+use bytes::BytesMut;
 use protocol::frame::take_frame;
-use std::io::IoSlice;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -173,18 +173,13 @@ fn record(broker: &Broker, key: i16, started: Instant, reply: &Reply) {
         }
         Reply::Pieces(pieces) => {
             metrics.api(key).latency.observe(started.elapsed());
-            let len: usize = pieces.iter().map(Bytes::len).sum();
+            let len: usize = pieces.iter().map(Piece::len).sum();
             metrics.bytes_out.add(len as u64);
         }
         Reply::None => metrics.api(key).latency.observe(started.elapsed()),
         Reply::Close => {}
     }
 }
-
-/// Most bytes gathered into one vectored write.
-const MAX_WRITE_BYTES: usize = 4 << 20;
-/// Most pieces gathered into one vectored write (well under `IOV_MAX`).
-const MAX_WRITE_PIECES: usize = 256;
 
 async fn reply_of(inflight: InFlight) -> Reply {
     match inflight {
@@ -212,10 +207,10 @@ async fn write_responses(mut write: OwnedWriteHalf, mut rx: mpsc::Receiver<InFli
                 None => break,
             },
         };
-        let mut close = out.push(reply_of(inflight).await);
-        while !close && out.bytes < MAX_WRITE_BYTES && out.pieces.len() < MAX_WRITE_PIECES {
+        let mut close = gather(&mut out, reply_of(inflight).await);
+        while !close && out.bytes() < MAX_WRITE_BYTES && out.len() < MAX_WRITE_PIECES {
             match rx.try_recv() {
-                Ok(i) if i.is_ready() => close = out.push(reply_of(i).await),
+                Ok(i) if i.is_ready() => close = gather(&mut out, reply_of(i).await),
                 Ok(i) => {
                     next = Some(i);
                     break;
@@ -230,58 +225,13 @@ async fn write_responses(mut write: OwnedWriteHalf, mut rx: mpsc::Receiver<InFli
     let _ = write.shutdown().await;
 }
 
-/// Response bytes waiting for one vectored write.
-#[derive(Default)]
-struct Pieces {
-    pieces: Vec<Bytes>,
-    bytes: usize,
-}
-
-impl Pieces {
-    /// Adds a reply; true if the connection must close after what is gathered.
-    fn push(&mut self, reply: Reply) -> bool {
-        match reply {
-            Reply::Frame(frame) => self.add(frame.freeze()),
-            Reply::Pieces(pieces) => pieces.into_iter().for_each(|p| self.add(p)),
-            Reply::None => {}
-            Reply::Close => return true,
-        }
-        false
+/// Adds a reply to what the writer gathered; true if the connection must close after it.
+fn gather(out: &mut Pieces, reply: Reply) -> bool {
+    match reply {
+        Reply::Frame(frame) => out.add(Piece::Bytes(frame.freeze())),
+        Reply::Pieces(pieces) => pieces.into_iter().for_each(|p| out.add(p)),
+        Reply::None => {}
+        Reply::Close => return true,
     }
-
-    fn add(&mut self, piece: Bytes) {
-        if !piece.is_empty() {
-            self.bytes += piece.len();
-            self.pieces.push(piece);
-        }
-    }
-
-    /// Writes every piece (vectored, resuming after short writes) and empties the list.
-    async fn write_to(&mut self, write: &mut OwnedWriteHalf) -> std::io::Result<()> {
-        let mut first = 0;
-        while first < self.pieces.len() {
-            let slices: Vec<IoSlice<'_>> = self.pieces[first..]
-                .iter()
-                .take(MAX_WRITE_PIECES)
-                .map(|p| IoSlice::new(p))
-                .collect();
-            let mut n = write.write_vectored(&slices).await?;
-            if n == 0 {
-                return Err(std::io::ErrorKind::WriteZero.into());
-            }
-            while n > 0 {
-                let len = self.pieces[first].len();
-                if n >= len {
-                    n -= len;
-                    first += 1;
-                } else {
-                    self.pieces[first].advance(n);
-                    n = 0;
-                }
-            }
-        }
-        self.pieces.clear();
-        self.bytes = 0;
-        Ok(())
-    }
+    false
 }

@@ -10,7 +10,8 @@
 //!
 //! - [`config`]: flags turned into a checked [`config::Config`].
 //! - [`broker`]: the state shared by connections and background tasks.
-//! - [`server`] / [`connection`]: listeners, bounded connections, pipelined in-order replies.
+//! - [`server`] / [`connection`]: listeners, bounded connections, pipelined in-order replies;
+//!   [`send`]: replies onto the socket (vectored writes, `sendfile` for record data).
 //! - [`api`]: dispatch and one module per Kafka API.
 //! - [`partition`]: replicas, their logs and roles; the leader's replication state machine.
 //! - [`group_log`]: the group coordinator's `__consumer_offsets` log over the partitions,
@@ -34,6 +35,7 @@ pub mod metrics;
 pub mod partition;
 pub mod purgatory;
 pub mod replication;
+pub mod send;
 pub mod server;
 
 pub use config::Config;

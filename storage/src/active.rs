@@ -13,7 +13,8 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub(crate) struct Active {
     pub(crate) base: i64,
-    pub(crate) file: File,
+    /// Shared with the map, which keeps it open for views sent from the file.
+    pub(crate) file: Arc<File>,
     pub(crate) map: WritableMap,
     pub(crate) builder: IndexBuilder,
     /// Bytes below this were `msync`ed.
@@ -50,14 +51,15 @@ impl Active {
             .create(true)
             .truncate(false)
             .open(&path)
+            .map(Arc::new)
             .map_err(LogError::io(&path))?;
         let len = capacity.max(u64::from(size)).max(1);
         // Cut then extend: whatever followed the valid bytes (a torn batch, or batches a
         // truncation removed) becomes zeroes, so no later scan can resurrect it.
         file.set_len(u64::from(size)).map_err(LogError::io(&path))?;
         file.set_len(len).map_err(LogError::io(&path))?;
-        let map =
-            WritableMap::map(&file, len as usize, size as usize).map_err(LogError::io(&path))?;
+        let map = WritableMap::map(file.clone(), len as usize, size as usize)
+            .map_err(LogError::io(&path))?;
         // The active segment's indexes live in memory and are written when it stops being
         // active (recovery always rescans it); empty files mark that the segment has them.
         builder_files_placeholder(dir, base)?;
@@ -115,7 +117,7 @@ impl Active {
             .min(self.map.len() as u64)
             .max(end);
         if let Err(e) = rustix::fs::fallocate(
-            &self.file,
+            &*self.file,
             rustix::fs::FallocateFlags::empty(),
             from,
             to - from,

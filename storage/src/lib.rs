@@ -19,8 +19,8 @@
 //!
 //! Files of this crate:
 //! - [`log`](crate::PartitionLog): the log type, its offsets, `open` and recovery;
-//!   `append.rs` (leader/follower appends, rolls), `read.rs` (zero-copy reads, timestamp
-//!   lookup), `maintain.rs` (truncation, retention, flush, close).
+//!   `append.rs` (leader/follower appends, rolls), `read.rs` (zero-copy reads with the file
+//!   range they lie in, for `sendfile`; timestamp lookup), `maintain.rs` (truncation, retention, flush, close).
 //! - `active.rs`: the active segment (file, map, index builder). Appends `pwritev` into the
 //!   mapped file (measured: storing through the map was 3-7x slower here, see there), into
 //!   blocks `fallocate`d a window ahead.
@@ -55,4 +55,5 @@ pub use config::LogConfig;
 pub use error::LogError;
 pub use log::{AppendInfo, LogRead, PartitionLog, TimestampOffset};
 pub use maintain::PendingSync;
+pub use read::FileRange;
 pub use trash::Trash;

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use protocol::ids::{LeaderEpoch, Offset};
@@ -18,6 +18,7 @@ use crate::epoch::{self, EpochCache};
 use crate::error::LogError;
 use crate::index::SegmentIndex;
 use crate::mmap::Mapping;
+use crate::read::FileRange;
 use crate::segment::{self, IndexBuilder, SegmentMeta};
 use crate::trash::{self, Trash};
 
@@ -41,6 +42,8 @@ pub struct AppendInfo {
 #[derive(Clone, Debug)]
 pub struct LogRead {
     pub records: Bytes,
+    /// Where `records` lie in their segment file (`None` when empty).
+    pub file: Option<FileRange>,
     pub log_start_offset: Offset,
     pub log_end_offset: Offset,
 }
@@ -316,8 +319,8 @@ impl PartitionLog {
     }
 }
 
-/// Maps an inactive segment read-only and loads (or rebuilds) its indexes; the file
-/// descriptor is closed on return.
+/// Maps an inactive segment read-only and loads (or rebuilds) its indexes; the map keeps
+/// the file open (reads can be sent from it with `sendfile`).
 fn map_segment(dir: &Path, meta: &SegmentMeta, interval: u32) -> Result<CachedSegment, LogError> {
     let path = segment::log_path(dir, meta.base);
     let file = File::open(&path).map_err(LogError::io(&path))?;
@@ -329,7 +332,8 @@ fn map_segment(dir: &Path, meta: &SegmentMeta, interval: u32) -> Result<CachedSe
         ));
         return Err(LogError::Io { path, source });
     }
-    let map = Mapping::map_read_only(&file, meta.size as usize).map_err(LogError::io(&path))?;
+    let map =
+        Mapping::map_read_only(Arc::new(file), meta.size as usize).map_err(LogError::io(&path))?;
     let rel_end = u32::try_from(meta.next_offset - meta.base).unwrap_or(u32::MAX);
     let (ip, tp) = (
         segment::index_path(dir, meta.base),
@@ -436,9 +440,12 @@ fn load_segments(
             .read(true)
             .write(true)
             .open(&path)
-            .ok();
+            .ok()
+            .map(Arc::new);
         let map = match &file {
-            Some(f) => Mapping::map_read_only(f, file_len as usize).map_err(LogError::io(&path))?,
+            Some(f) => {
+                Mapping::map_read_only(f.clone(), file_len as usize).map_err(LogError::io(&path))?
+            }
             None => None,
         };
         let data = map

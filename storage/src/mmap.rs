@@ -15,7 +15,9 @@
 //!   move it back (`rewind`, for truncation) only when `Arc::get_mut` proves no view or
 //!   other handle exists.
 //! - [`Mapping::bytes`] hands out `Bytes` views (`Bytes::from_owner`) that keep the map
-//!   alive; [`Mapping::slice`] borrows for header scans.
+//!   alive; [`Mapping::slice`] borrows for header scans. A map keeps its file open, so a
+//!   server can also send a view's bytes straight from the file (`sendfile`, see
+//!   [`crate::FileRange`]).
 //!
 //! The log never shrinks a file below the readable length of a live map (it copies into a
 //! fresh file instead), so views never touch pages past the end of file. As with every
@@ -36,20 +38,28 @@ use std::sync::Arc;
 pub(crate) struct Mapping {
     raw: MmapRaw,
     readable: AtomicUsize,
+    /// The mapped file, from position 0.
+    file: Arc<File>,
 }
 
 impl Mapping {
     /// Maps `file` read-only; everything in it is readable. `None` for an empty file (a
     /// zero-length map is not allowed).
-    pub(crate) fn map_read_only(file: &File, len: usize) -> io::Result<Option<Arc<Mapping>>> {
+    pub(crate) fn map_read_only(file: Arc<File>, len: usize) -> io::Result<Option<Arc<Mapping>>> {
         if len == 0 {
             return Ok(None);
         }
-        let raw = MmapOptions::new().len(len).map_raw_read_only(file)?;
+        let raw = MmapOptions::new().len(len).map_raw_read_only(&*file)?;
         Ok(Some(Arc::new(Mapping {
             raw,
             readable: AtomicUsize::new(len),
+            file,
         })))
+    }
+
+    /// The mapped file (map position = file position).
+    pub(crate) fn file(&self) -> &Arc<File> {
+        &self.file
     }
 
     /// Length of the readable prefix.
@@ -105,16 +115,17 @@ pub(crate) struct WritableMap {
 impl WritableMap {
     /// Maps `len` bytes of `file` (already at least that long) read-write, with the first
     /// `readable` bytes visible.
-    pub(crate) fn map(file: &File, len: usize, readable: usize) -> io::Result<WritableMap> {
+    pub(crate) fn map(file: Arc<File>, len: usize, readable: usize) -> io::Result<WritableMap> {
         assert!(
             readable <= len && len > 0,
             "readable {readable} map length {len}"
         );
-        let raw = MmapOptions::new().len(len).map_raw(file)?;
+        let raw = MmapOptions::new().len(len).map_raw(&*file)?;
         Ok(WritableMap {
             map: Arc::new(Mapping {
                 raw,
                 readable: AtomicUsize::new(readable),
+                file,
             }),
         })
     }

@@ -1,5 +1,7 @@
-//! Reads (zero-copy `Bytes` views of whole batches) and timestamp lookups.
+//! Reads (zero-copy `Bytes` views of whole batches, with where they lie in their file) and
+//! timestamp lookups.
 
+use std::fs::File;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -11,6 +13,16 @@ use crate::index::SegmentIndex;
 use crate::log::{LogRead, PartitionLog, TimestampOffset};
 use crate::mmap::Mapping;
 use crate::segment;
+
+/// Where a read's bytes lie in a segment file: the same bytes as the read's `Bytes` view, so
+/// a server can hand them to the socket with `sendfile` instead of copying them out of the
+/// map. Valid while that view is alive: the log never shrinks or rewrites a file below the
+/// readable length of a map a view holds (see `mmap.rs`).
+#[derive(Clone, Debug)]
+pub struct FileRange {
+    pub file: Arc<File>,
+    pub position: u64,
+}
 
 impl PartitionLog {
     /// Reads whole batches starting with the one containing `from`, from one segment: at
@@ -35,7 +47,7 @@ impl PartitionLog {
             });
         }
         let upper = upper_bound.0.min(end);
-        let mut records = Bytes::new();
+        let (mut records, mut file) = (Bytes::new(), None);
         if from.0 < upper {
             let first = *self
                 .segments
@@ -54,14 +66,15 @@ impl PartitionLog {
                     let Some(map) = map else { return Ok(None) };
                     self.read_segment(base, map, index, meta.size, from.0, max_bytes, upper)
                 })?;
-                if let Some(bytes) = found {
-                    records = bytes;
+                if let Some((bytes, range)) = found {
+                    (records, file) = (bytes, Some(range));
                     break;
                 }
             }
         }
         Ok(LogRead {
             records,
+            file,
             log_start_offset: Offset(start),
             log_end_offset: Offset(end),
         })
@@ -77,7 +90,7 @@ impl PartitionLog {
         from: i64,
         max_bytes: usize,
         upper: i64,
-    ) -> Result<Option<Bytes>, LogError> {
+    ) -> Result<Option<(Bytes, FileRange)>, LogError> {
         let rel = u32::try_from(from - base).unwrap_or(u32::MAX);
         let mut pos = index.position_for(rel) as usize;
         let size = size as usize;
@@ -116,7 +129,11 @@ impl PartitionLog {
             prev_next = Some(h.next_offset());
             end += len;
         }
-        Ok(Some(map.bytes(start..end).unwrap_or_default()))
+        let range = FileRange {
+            file: map.file().clone(),
+            position: start as u64,
+        };
+        Ok(Some((map.bytes(start..end).unwrap_or_default(), range)))
     }
 
     /// Parses the stored header at `pos` and checks it stays inside the segment.

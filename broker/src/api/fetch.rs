@@ -17,6 +17,7 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use protocol::ids::{BrokerId, PartitionIndex};
 use protocol::kafka::ResponseError;
 use std::time::Duration;
+use storage::FileRange;
 use tokio::time::Instant;
 
 /// The longest a fetch long-polls, whatever its `max_wait_ms` says.
@@ -69,7 +70,8 @@ pub async fn handle(ctx: Ctx, req: FetchRequest) -> Deferred {
         };
         let deadline =
             Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT);
-        let (mut resp, bytes) = read_all(&ctx, &req, reader);
+        let (mut resp, mut records) = read_all(&ctx, &req, reader);
+        let bytes: usize = records.iter().map(|(r, _)| r.len()).sum();
         let min_bytes = req.min_bytes.max(0) as usize;
         if bytes < min_bytes.max(1) && req.max_wait_ms > 0 && !has_errors(&resp) {
             let watch = match reader {
@@ -80,15 +82,8 @@ pub async fn handle(ctx: Ctx, req: FetchRequest) -> Deferred {
                 .purgatory
                 .wait_until(watch, deadline, || has_new_data(&ctx, &req, reader))
                 .await;
-            resp = read_all(&ctx, &req, reader).0;
+            (resp, records) = read_all(&ctx, &req, reader);
         }
-        let records: Vec<Bytes> = resp
-            .responses
-            .iter()
-            .flat_map(|t| &t.partitions)
-            .filter_map(|p| p.records.clone())
-            .filter(|r| !r.is_empty())
-            .collect();
         ctx.reply_spliced(&resp, &records)
     })
 }
@@ -123,10 +118,14 @@ fn has_new_data(ctx: &Ctx, req: &FetchRequest, reader: Reader) -> bool {
     })
 }
 
-/// Reads every requested partition; returns the response and its record bytes. A
+/// The record data of a response: views of the segment maps, with where they lie in
+/// their files.
+type Records = Vec<(Bytes, FileRange)>;
+
+/// Reads every requested partition; returns the response and its record data. A
 /// follower's fetch that moved a high watermark wakes what waits for one (acks=all
 /// produces, consumer long-polls).
-fn read_all(ctx: &Ctx, req: &FetchRequest, reader: Reader) -> (FetchResponse, usize) {
+fn read_all(ctx: &Ctx, req: &FetchRequest, reader: Reader) -> (FetchResponse, Records) {
     let image = ctx.broker.image();
     let now = now_ms();
     let mut remaining = if req.max_bytes > 0 {
@@ -134,7 +133,7 @@ fn read_all(ctx: &Ctx, req: &FetchRequest, reader: Reader) -> (FetchResponse, us
     } else {
         usize::MAX
     };
-    let mut total = 0usize;
+    let mut records = Records::new();
     let mut hw_moved = false;
     let mut resp = FetchResponse::default();
     for t in &req.topics {
@@ -151,24 +150,27 @@ fn read_all(ctx: &Ctx, req: &FetchRequest, reader: Reader) -> (FetchResponse, us
                     Some(part) => {
                         let max = (p.partition_max_bytes.max(0) as usize).min(remaining);
                         let read = if max == 0 {
-                            part.leader_positions(p.current_leader_epoch)
-                                .map(|pos| (Bytes::new(), pos.high_watermark, pos.log_start_offset))
+                            part.leader_positions(p.current_leader_epoch).map(|pos| {
+                                (Bytes::new(), None, pos.high_watermark, pos.log_start_offset)
+                            })
                         } else {
                             part.read(reader, p.current_leader_epoch, p.fetch_offset, max, now)
                                 .map(|r| {
                                     hw_moved |= r.high_watermark_moved;
-                                    (r.records, r.high_watermark, r.log_start_offset)
+                                    (r.records, r.file, r.high_watermark, r.log_start_offset)
                                 })
                         };
                         match read {
-                            Ok((records, hw, log_start)) => {
+                            Ok((data, file, hw, log_start)) => {
                                 pd.error_code = 0;
                                 pd.high_watermark = hw.0;
                                 pd.last_stable_offset = hw.0;
                                 pd.log_start_offset = log_start.0;
-                                remaining = remaining.saturating_sub(records.len());
-                                total += records.len();
-                                pd.records = Some(records);
+                                remaining = remaining.saturating_sub(data.len());
+                                if let Some(file) = file.filter(|_| !data.is_empty()) {
+                                    records.push((data.clone(), file));
+                                }
+                                pd.records = Some(data);
                             }
                             Err(e) => {
                                 pd.error_code = e.kafka_error().code();
@@ -189,5 +191,5 @@ fn read_all(ctx: &Ctx, req: &FetchRequest, reader: Reader) -> (FetchResponse, us
     if hw_moved {
         ctx.broker.purgatory.notify_of(Watch::HighWatermark);
     }
-    (resp, total)
+    (resp, records)
 }

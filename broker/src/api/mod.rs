@@ -33,6 +33,7 @@ pub mod produce;
 pub mod sync_group;
 
 use crate::broker::Broker;
+use crate::send::Piece;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::Encodable;
@@ -43,6 +44,7 @@ use protocol::kafka::{
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use storage::FileRange;
 
 /// What the connection writes for one request.
 #[derive(Debug)]
@@ -50,8 +52,8 @@ pub enum Reply {
     /// A whole response frame (size prefix included).
     Frame(BytesMut),
     /// A whole response frame in pieces, some of them record data straight from the
-    /// segment maps (see [`protocol::splice`]); written with one vectored write.
-    Pieces(Vec<Bytes>),
+    /// segment files (see [`protocol::splice`] and [`crate::send`]).
+    Pieces(Vec<Piece>),
     /// No response (Produce with acks=0).
     None,
     /// Close the connection (a response could not be built).
@@ -88,17 +90,36 @@ pub struct Ctx {
 
 impl Ctx {
     /// Encodes `response` at the request's version without copying the `records` it
-    /// carries (views of the mapped segments): the reply goes out in pieces.
-    pub fn reply_spliced<R: Encodable>(&self, response: &R, records: &[Bytes]) -> Reply {
+    /// carries (views of the mapped segments, with where they lie in their files): the
+    /// reply goes out in pieces, the records sent from their files.
+    pub fn reply_spliced<R: Encodable>(
+        &self,
+        response: &R,
+        records: &[(Bytes, FileRange)],
+    ) -> Reply {
+        let views: Vec<Bytes> = records.iter().map(|(view, _)| view.clone()).collect();
         let encoded = protocol::splice::encode_response_frame_spliced(
             self.key,
             self.version,
             self.correlation_id,
             response,
-            records,
+            &views,
         );
         match encoded {
-            Ok(pieces) => Reply::Pieces(pieces),
+            Ok(pieces) => Reply::Pieces(
+                pieces
+                    .into_iter()
+                    .map(
+                        |piece| match records.iter().find(|(v, _)| same_view(v, &piece)) {
+                            Some((_, range)) => Piece::File {
+                                view: piece,
+                                range: range.clone(),
+                            },
+                            None => Piece::Bytes(piece),
+                        },
+                    )
+                    .collect(),
+            ),
             Err(e) => {
                 tracing::error!("{e}");
                 Reply::Close
@@ -116,6 +137,11 @@ impl Ctx {
             }
         }
     }
+}
+
+/// Whether `a` and `b` are the same bytes in memory (a spliced piece is the very view).
+fn same_view(a: &Bytes, b: &Bytes) -> bool {
+    a.len() == b.len() && std::ptr::eq(a.as_ptr(), b.as_ptr())
 }
 
 macro_rules! serve {

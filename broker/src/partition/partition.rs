@@ -188,6 +188,8 @@ pub struct Appended {
 #[derive(Clone, Debug)]
 pub struct ReadResult {
     pub records: bytes::Bytes,
+    /// Where `records` lie in their segment file (`None` when empty).
+    pub file: Option<storage::FileRange>,
     pub high_watermark: Offset,
     /// Whether this (follower's) fetch moved the high watermark.
     pub high_watermark_moved: bool,
@@ -420,13 +422,15 @@ impl Partition {
                 log_end
             }
         };
-        let records = if Offset(offset) >= upper {
-            bytes::Bytes::new()
+        let (records, file) = if Offset(offset) >= upper {
+            (bytes::Bytes::new(), None)
         } else {
-            log.read(Offset(offset), max_bytes, upper)?.records
+            let read = log.read(Offset(offset), max_bytes, upper)?;
+            (read.records, read.file)
         };
         Ok(ReadResult {
             records,
+            file,
             high_watermark: rs.high_watermark(),
             high_watermark_moved: moved,
             log_start_offset: log_start,
