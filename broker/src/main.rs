@@ -97,6 +97,10 @@ struct RunArgs {
     /// records since its start and its last compaction (at least 100).
     #[arg(long, env = "GREGOR_OFFSETS_COMPACT_AFTER_RECORDS", default_value_t = group_log::COMPACT_AFTER_RECORDS)]
     offsets_compact_after_records: i64,
+    /// Threads serving requests (default: one per CPU core). Brokers sharing a machine
+    /// do better with their share of the cores each; `gregor cluster up` sets that.
+    #[arg(long, env = "GREGOR_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    worker_threads: Option<u16>,
 }
 
 fn required<T>(v: Option<T>, flag: &str) -> anyhow::Result<T> {
@@ -172,6 +176,27 @@ async fn terminated() {
     }
 }
 
+/// Raises the soft limit of open files to the hard limit: every partition keeps its
+/// active segment and up to `max_mapped_segments` older ones open (fetches send from the
+/// files), as Kafka keeps its segment files open, and a default soft limit of 1024 is
+/// reached with a few hundred partitions.
+fn raise_open_files_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    // `None` is no limit.
+    let below_hard = match (limit.current, limit.maximum) {
+        (Some(soft), Some(hard)) => soft < hard,
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    if below_hard {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            tracing::warn!("cannot raise the open files limit: {e}");
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -181,7 +206,12 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Runtime::new() {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = cli.run.worker_threads {
+        builder.worker_threads(usize::from(n));
+    }
+    raise_open_files_limit();
+    let runtime = match builder.enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
