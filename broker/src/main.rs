@@ -97,8 +97,8 @@ struct RunArgs {
     /// records since its start and its last compaction (at least 100).
     #[arg(long, env = "GREGOR_OFFSETS_COMPACT_AFTER_RECORDS", default_value_t = group_log::COMPACT_AFTER_RECORDS)]
     offsets_compact_after_records: i64,
-    /// Threads serving requests (default: one per CPU core). Brokers sharing a machine
-    /// do better with their share of the cores each; `gregor cluster up` sets that.
+    /// Threads serving requests (default: one per CPU core). Several brokers sharing a
+    /// small machine may do better with their share of the cores each.
     #[arg(long, env = "GREGOR_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
     worker_threads: Option<u16>,
 }

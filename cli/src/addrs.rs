@@ -87,7 +87,6 @@ mod tests {
             controller_bin: "/c".into(),
             broker_bin: "/b".into(),
             ports: vec![10, 11, 12, 13, 14],
-            cores: 1,
         });
         file.save(dir.path()).unwrap();
         assert_eq!(b.resolve(dir.path()).unwrap(), vec!["127.0.0.1:12"]);

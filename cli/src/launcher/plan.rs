@@ -21,8 +21,6 @@ pub struct PlanInput {
     /// Free loopback ports: one per controller, then three (internal, external, metrics)
     /// per broker, then the controllers' metrics ports.
     pub ports: Vec<u16>,
-    /// CPU cores of the machine, which all the brokers share.
-    pub cores: usize,
 }
 
 impl PlanInput {
@@ -94,10 +92,6 @@ pub fn plan(input: &PlanInput) -> ClusterFile {
     }
 
     let controllers_flag = controller_addrs.join(",");
-    // Brokers on one machine share its cores: each runs its share of request workers, not
-    // one per core each (measured on 2 cores with 3 brokers, acks=all: a third fewer
-    // context switches and about a fifth less leader CPU per byte with one worker each).
-    let workers = (input.cores / input.brokers.max(1) as usize).max(1);
     for i in 0..input.brokers {
         let id = i as i64 + 1;
         let name = node_name(Role::Broker, id);
@@ -127,8 +121,6 @@ pub fn plan(input: &PlanInput) -> ClusterFile {
             format!("--cluster-id={}", input.cluster_id),
             "--metrics-listen".into(),
             metrics.clone(),
-            "--worker-threads".into(),
-            workers.to_string(),
         ];
         nodes.push(NodeEntry {
             name,
@@ -193,7 +185,6 @@ mod tests {
             controller_bin: "/bin/gregor-controller".into(),
             broker_bin: "/bin/gregor-broker".into(),
             ports: vec![1, 2, 3, 11, 12, 13, 21, 22, 23, 4, 5, 6],
-            cores: 5,
         }
     }
 
@@ -227,7 +218,7 @@ mod tests {
              --advertised-listeners INTERNAL://127.0.0.1:21,EXTERNAL://127.0.0.1:22 \
              --inter-broker-listener INTERNAL \
              --controllers 127.0.0.1:1,127.0.0.1:2,127.0.0.1:3 --data-dir /c/broker-2/data \
-             --cluster-id=cid --metrics-listen 127.0.0.1:23 --worker-threads 2"
+             --cluster-id=cid --metrics-listen 127.0.0.1:23"
         );
         assert_eq!(b2.addresses[METRICS_ADDRESS], "127.0.0.1:23");
         assert_eq!(file.bootstrap_addrs(), vec!["127.0.0.1:12", "127.0.0.1:22"]);

@@ -131,7 +131,6 @@ mod tests {
             controller_bin: "/c".into(),
             broker_bin: "/b".into(),
             ports: vec![1, 2, 3, 4, 5, 6, 7, 8],
-            cores: 1,
         });
         let mut image = MetadataImage::new("c");
         assert_eq!(

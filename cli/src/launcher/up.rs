@@ -134,7 +134,6 @@ fn new_cluster(dir: &Path, args: &UpArgs) -> anyhow::Result<ClusterFile> {
         controller_bin,
         broker_bin,
         ports,
-        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
     }))
 }
 
