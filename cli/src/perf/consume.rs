@@ -3,8 +3,9 @@
 //!
 //! Like Kafka's consumers, it fetches ahead: as soon as a response arrives, the offsets
 //! after it are read off the batch headers and the next fetch to that broker goes out,
-//! and only then are the records decoded (CRCs checked) and counted. One fetch per broker
-//! is in flight at a time.
+//! and only then are the records decoded (CRCs checked) and counted, on a task of their
+//! own, so that decoding one response overlaps the arrival of the next. One fetch per
+//! broker is in flight at a time.
 
 use super::produce::{REPORT_EVERY, TOPIC_WAIT};
 use super::stats::{rates, summary_line, Latencies};
@@ -56,15 +57,13 @@ pub async fn run(dir: &Path, args: &PerfConsumeArgs) -> anyhow::Result<()> {
         );
     }
     let start = Instant::now();
-    let (mut records, mut bytes) = (0u64, 0u64);
-    let (mut win_records, mut win_bytes) = (0u64, 0u64);
-    let mut total = Latencies::default();
+    let mut tally = Tally::new(start);
     let mut last_report = start;
-    let mut last_record = start;
     let mut in_flight: VecDeque<InFlight> = VecDeque::new();
+    let mut decoding: Option<Decoding> = None;
     let mut refresh = false;
-    while records < args.num_records {
-        if last_record.elapsed() >= Duration::from_millis(args.timeout_ms) {
+    while tally.records < args.num_records {
+        if tally.last_record.elapsed() >= Duration::from_millis(args.timeout_ms) {
             eprintln!("no record for {} ms; stopping", args.timeout_ms);
             break;
         }
@@ -101,7 +100,7 @@ pub async fn run(dir: &Path, args: &PerfConsumeArgs) -> anyhow::Result<()> {
             }
         }
         send_fetches(&mut client, args, &positions, &mut in_flight).await;
-        let mut got = 0u64;
+        let mut ok = Vec::new();
         for raw in fetched {
             if let Some(e) = KafkaError::api("fetch", raw.error_code, None) {
                 if !e.is_retriable() {
@@ -115,37 +114,129 @@ pub async fn run(dir: &Path, args: &PerfConsumeArgs) -> anyhow::Result<()> {
                 .iter()
                 .find(|(p, _)| *p == raw.partition)
                 .map_or(0, |(_, o)| *o);
-            let decoded = raw.decode(&args.topic, &f.addr)?;
-            for r in decoded.records.iter().filter(|r| r.offset >= asked) {
-                let size =
-                    r.value.as_ref().map_or(0, |v| v.len()) + r.key.as_ref().map_or(0, |k| k.len());
-                bytes += size as u64;
-                win_bytes += size as u64;
-                got += 1;
+            ok.push((raw, asked));
+        }
+        // Offsets past the asked ones, off the batch headers: what this response holds
+        // if its offsets are dense, to know whether it may be the last one needed.
+        let expected: u64 = ok
+            .iter()
+            .filter_map(
+                |(raw, asked)| Some(raw.next_offset()?.saturating_sub(*asked).max(0) as u64),
+            )
+            .sum();
+        let (topic, addr) = (args.topic.clone(), f.addr.clone());
+        let next = Decoding {
+            latency,
+            counts: tokio::spawn(async move { count_records(ok, &topic, &addr) }),
+        };
+        // This response decodes on its own task while the next one arrives; the one
+        // before it is counted now (its decoding ran during this one's fetch).
+        if let Some(prev) = decoding.replace(next) {
+            tally.add(prev.finish().await?);
+        }
+        if tally.records + expected >= args.num_records {
+            if let Some(last) = decoding.take() {
+                tally.add(last.finish().await?);
             }
         }
-        if got > 0 {
-            total.record(latency, got);
-            records += got;
-            win_records += got;
-            last_record = Instant::now();
-        }
         if last_report.elapsed() >= REPORT_EVERY {
-            let (rps, mbps) = rates(win_records, win_bytes, last_report.elapsed());
-            println!("{win_records} records consumed, {rps:.1} records/sec ({mbps:.2} MB/sec).");
-            (win_records, win_bytes) = (0, 0);
+            let (rps, mbps) = rates(tally.win_records, tally.win_bytes, last_report.elapsed());
+            println!(
+                "{} records consumed, {rps:.1} records/sec ({mbps:.2} MB/sec).",
+                tally.win_records
+            );
+            (tally.win_records, tally.win_bytes) = (0, 0);
             last_report = Instant::now();
         }
+    }
+    if let Some(last) = decoding.take() {
+        tally.add(last.finish().await?);
     }
     for f in in_flight {
         f.answer.abort();
     }
     println!(
         "{}",
-        summary_line("consumed", records, bytes, start.elapsed(), &total)
-            .replace("latency", "fetch latency")
+        summary_line(
+            "consumed",
+            tally.records,
+            tally.bytes,
+            start.elapsed(),
+            &tally.latencies
+        )
+        .replace("latency", "fetch latency")
     );
     Ok(())
+}
+
+/// Records and bytes consumed so far, and each fetch's latency.
+struct Tally {
+    records: u64,
+    bytes: u64,
+    win_records: u64,
+    win_bytes: u64,
+    latencies: Latencies,
+    /// When a record last arrived.
+    last_record: Instant,
+}
+
+impl Tally {
+    fn new(start: Instant) -> Self {
+        Tally {
+            records: 0,
+            bytes: 0,
+            win_records: 0,
+            win_bytes: 0,
+            latencies: Latencies::default(),
+            last_record: start,
+        }
+    }
+
+    /// Counts one decoded response: its fetch latency, records and bytes.
+    fn add(&mut self, (latency, got, bytes): (Duration, u64, u64)) {
+        if got > 0 {
+            self.latencies.record(latency, got);
+            self.records += got;
+            self.win_records += got;
+            self.bytes += bytes;
+            self.win_bytes += bytes;
+            self.last_record = Instant::now();
+        }
+    }
+}
+
+/// A response being decoded on its own task.
+struct Decoding {
+    latency: Duration,
+    counts: JoinHandle<Result<(u64, u64), KafkaError>>,
+}
+
+impl Decoding {
+    /// (fetch latency, records, bytes of keys and values) once decoded.
+    async fn finish(self) -> anyhow::Result<(Duration, u64, u64)> {
+        let (got, bytes) = self.counts.await??;
+        Ok((self.latency, got, bytes))
+    }
+}
+
+/// Decodes every partition's batches (CRCs checked) and counts the records at or after
+/// the offset asked for, with the bytes of their keys and values.
+fn count_records(
+    fetched: Vec<(RawFetched, i64)>,
+    topic: &str,
+    addr: &str,
+) -> Result<(u64, u64), KafkaError> {
+    let (mut got, mut bytes) = (0u64, 0u64);
+    for (raw, asked) in fetched {
+        let decoded = raw.decode(topic, addr)?;
+        for r in decoded.records.iter().filter(|r| r.offset >= asked) {
+            let size =
+                r.value.as_ref().map_or(0, |v| v.len()) + r.key.as_ref().map_or(0, |k| k.len());
+            bytes += size as u64;
+            got += 1;
+        }
+    }
+    Ok((got, bytes))
 }
 
 /// Sends one fetch to every leader of the topic's partitions that has none in flight.
