@@ -158,52 +158,71 @@ async fn send_file(stream: &TcpStream, range: &FileRange, len: usize) -> io::Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
     use std::sync::Arc;
     use tokio::io::AsyncReadExt;
-    use tokio::net::TcpListener;
+    use tokio::net::TcpSocket;
 
-    /// A reply of encoded pieces around file ranges arrives byte for byte, in order, also
-    /// when the peer reads slowly (short writes and `WouldBlock` from a full socket).
-    #[tokio::test]
-    async fn encoded_pieces_and_file_ranges_arrive_in_order() {
+    /// Socket buffer size asked for in tests (the kernel doubles it).
+    const SMALL_BUFFER: u32 = 16 << 10;
+
+    /// A file holding `data`, open for reading (the directory goes with the guard).
+    fn file_with(data: &[u8]) -> (tempfile::TempDir, Arc<std::fs::File>) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("segment");
-        let data: Vec<u8> = (0..(3 << 20) as u32).map(|i| (i * 7 % 251) as u8).collect();
-        std::fs::File::create(&path)
-            .unwrap()
-            .write_all(&data)
-            .unwrap();
+        std::fs::write(&path, data).unwrap();
         let file = Arc::new(std::fs::File::open(&path).unwrap());
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        (dir, file)
+    }
+
+    /// Writes `pieces` on one end of a loopback connection and returns the result with
+    /// every byte the other end read until the writer closed.
+    ///
+    /// Both ends have small socket buffers and `#[tokio::test]` runs one thread, so the
+    /// reader only runs while the writer waits: a reply of a few MiB meets a full socket
+    /// (`WouldBlock`, short writes) many times on the way.
+    async fn write_and_read(mut pieces: Pieces) -> (io::Result<()>, Vec<u8>) {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.set_send_buffer_size(SMALL_BUFFER).unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(1).unwrap();
         let addr = listener.local_addr().unwrap();
-        let client = tokio::spawn(async move {
-            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let reader = tokio::spawn(async move {
+            let socket = TcpSocket::new_v4().unwrap();
+            socket.set_recv_buffer_size(SMALL_BUFFER).unwrap();
+            let mut s = socket.connect(addr).await.unwrap();
             let mut got = Vec::new();
-            let mut buf = vec![0u8; 4096];
-            loop {
-                // Read slowly at first so the sender meets a full socket.
-                if got.len() < (1 << 20) {
-                    tokio::task::yield_now().await;
-                }
-                match s.read(&mut buf).await.unwrap() {
-                    0 => break got,
-                    n => got.extend_from_slice(&buf[..n]),
-                }
-            }
+            s.read_to_end(&mut got).await.unwrap();
+            got
         });
         let (server, _) = listener.accept().await.unwrap();
-        let (_read, mut write) = server.into_split();
-        let view = |from: usize, to: usize| Bytes::copy_from_slice(&data[from..to]);
+        let (read_half, mut write) = server.into_split();
+        let written = pieces.write_to(&mut write).await;
+        if written.is_ok() {
+            assert!(
+                pieces.is_empty() && pieces.bytes() == 0,
+                "written pieces are gone"
+            );
+        }
+        drop((read_half, write));
+        (written, reader.await.unwrap())
+    }
+
+    /// A reply of encoded pieces around file ranges arrives byte for byte, in order.
+    #[tokio::test]
+    async fn encoded_pieces_and_file_ranges_arrive_in_order() {
+        let data: Vec<u8> = (0..(3 << 20) as u32).map(|i| (i * 7 % 251) as u8).collect();
+        let (_dir, file) = file_with(&data);
         let file_piece = |from: usize, to: usize| Piece::File {
-            view: view(from, to),
+            view: Bytes::copy_from_slice(&data[from..to]),
             range: FileRange {
                 file: file.clone(),
                 position: from as u64,
             },
         };
+        // A large encoded piece first, so vectored writes come out short too.
+        let head = vec![b'h'; 1 << 20];
         let mut pieces = Pieces::default();
-        pieces.add(Piece::Bytes(Bytes::from_static(b"head")));
+        pieces.add(Piece::Bytes(Bytes::from(head.clone())));
         pieces.add(file_piece(10, (2 << 20) + 10));
         pieces.add(Piece::Bytes(Bytes::from_static(b"mid")));
         pieces.add(Piece::Bytes(Bytes::new()));
@@ -211,12 +230,9 @@ mod tests {
         pieces.add(file_piece((2 << 20) + 10, 3 << 20));
         pieces.add(Piece::Bytes(Bytes::from_static(b"tail")));
         assert_eq!(pieces.len(), 6, "empty pieces are not kept");
-        pieces.write_to(&mut write).await.unwrap();
-        assert!(pieces.is_empty() && pieces.bytes() == 0);
-        drop(write);
-        drop(_read);
-        let got = client.await.unwrap();
-        let mut want = b"head".to_vec();
+        let (written, got) = write_and_read(pieces).await;
+        written.unwrap();
+        let mut want = head;
         want.extend_from_slice(&data[10..(2 << 20) + 10]);
         want.extend_from_slice(b"mid");
         want.extend_from_slice(&data[5..6]);
@@ -230,29 +246,14 @@ mod tests {
     /// off as whole.
     #[tokio::test]
     async fn a_range_past_the_end_of_the_file_is_an_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("short");
-        std::fs::write(&path, b"0123456789").unwrap();
-        let file = Arc::new(std::fs::File::open(&path).unwrap());
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let client = tokio::spawn(async move {
-            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-            let mut got = Vec::new();
-            s.read_to_end(&mut got).await.unwrap();
-            got
-        });
-        let (server, _) = listener.accept().await.unwrap();
-        let (_read, mut write) = server.into_split();
+        let (_dir, file) = file_with(b"0123456789");
         let mut pieces = Pieces::default();
         pieces.add(Piece::File {
             view: Bytes::from_static(&[0; 20]),
             range: FileRange { file, position: 0 },
         });
-        let err = pieces.write_to(&mut write).await.unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
-        drop(write);
-        drop(_read);
-        assert_eq!(client.await.unwrap(), b"0123456789");
+        let (written, got) = write_and_read(pieces).await;
+        assert_eq!(written.unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(got, b"0123456789");
     }
 }
