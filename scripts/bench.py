@@ -560,6 +560,7 @@ def table(a, res: dict) -> str:
         f"{pct(get('g_p1', 'mib_s'), res.get('page_cache'))} of the page-cache write speed above; "
         "an acks=all request takes four process-to-process hops (client, leader, followers, "
         "leader, client), each paying the machine's round-trip latency above.",
+        page_cache_needs(lb, res.get("page_cache")),
         f"ISR shrinks over the Gregor runs (gregor_broker_isr_shrinks_total, all brokers): "
         f"{res.get('isr_shrinks', 'n/a')}.",
         "CPU per run (client's share of one core / cores the brokers kept busy / share of the "
@@ -579,6 +580,20 @@ def table(a, res: dict) -> str:
         lines += ["", "Problems during the run (figures above include them):"]
         lines += [f"- {p}" for p in problems]
     return "\n".join(lines)
+
+
+def page_cache_needs(loopback, page_cache) -> str:
+    """What the produce targets ask of the page cache: every produced byte is written into
+    new page-cache pages, once for acks=1 and once per replica for acks=all (all three on
+    this machine), while also crossing loopback."""
+    if not loopback or not page_cache:
+        return "Page-cache writes the produce targets need: n/a (a machine figure is missing)."
+    acks1, acks_all = 0.5 * loopback, 0.25 * loopback
+    return (
+        f"Page-cache writes the produce targets need: acks=1 at 50% of loopback is {acks1:.0f} "
+        f"MiB/s of new page-cache data ({acks1 / page_cache:.0%} of what `dd` alone wrote "
+        f"above, with no network); acks=all at 25% is {acks_all:.0f} MiB/s, written by three "
+        f"replicas: {3 * acks_all:.0f} MiB/s ({3 * acks_all / page_cache:.0%} of it).")
 
 
 def main():
