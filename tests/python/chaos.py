@@ -202,8 +202,27 @@ def route_brokers_through_proxies(cluster):
         cluster.kill(name, "TERM")
         wait_for(lambda: not os.path.exists(f"/proc/{pid}") or _zombie(pid), 40, f"{name} to stop")
         cluster.start(name)
-    wait_for(lambda: len(leaders_brokers(cluster.bootstrap)) == len(proxies), 30, "every broker to be unfenced")
+    # Metadata alone can list a restarted broker by its old registration (in controlled
+    # shutdown, not yet fenced) before the new one is unfenced; each process's own metric
+    # says whether *it* is registered and unfenced.
+    wait_for(lambda: all(says_unfenced(n) for n in cluster.nodes("broker"))
+             and len(leaders_brokers(cluster.bootstrap)) == len(proxies),
+             30, "every restarted broker to be unfenced")
     return proxies
+
+
+def says_unfenced(node) -> bool:
+    """Whether the broker process of `node` reports itself registered and unfenced
+    (gregor_broker_fenced 0 on its metrics endpoint)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://{node['addresses']['metrics']}/metrics", timeout=2) as r:
+            text = r.read().decode()
+    except OSError:
+        return False
+    values = [line.split()[-1] for line in text.splitlines() if line.startswith("gregor_broker_fenced")]
+    return bool(values) and all(float(v) == 0 for v in values)
 
 
 def _zombie(pid):
