@@ -47,13 +47,6 @@ impl Piece {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-
-    /// The piece's bytes, whichever way they are sent.
-    pub fn bytes(&self) -> &Bytes {
-        match self {
-            Piece::Bytes(b) | Piece::File { view: b, .. } => b,
-        }
-    }
 }
 
 /// Reply pieces waiting to be written, in order.

@@ -106,20 +106,27 @@ impl Ctx {
             &views,
         );
         match encoded {
-            Ok(pieces) => Reply::Pieces(
-                pieces
-                    .into_iter()
-                    .map(
-                        |piece| match records.iter().find(|(v, _)| same_view(v, &piece)) {
+            Ok(pieces) => {
+                // The encoder splices exactly the records of at least MIN_SPLICE_BYTES, in
+                // the order given, so each piece is compared with the next of those only. A
+                // piece that does not match goes out as bytes, which is correct either way.
+                let mut next = records
+                    .iter()
+                    .filter(|(v, _)| v.len() >= protocol::splice::MIN_SPLICE_BYTES)
+                    .peekable();
+                Reply::Pieces(
+                    pieces
+                        .into_iter()
+                        .map(|piece| match next.next_if(|(v, _)| same_view(v, &piece)) {
                             Some((_, range)) => Piece::File {
                                 view: piece,
                                 range: range.clone(),
                             },
                             None => Piece::Bytes(piece),
-                        },
-                    )
-                    .collect(),
-            ),
+                        })
+                        .collect(),
+                )
+            }
             Err(e) => {
                 tracing::error!("{e}");
                 Reply::Close
