@@ -145,6 +145,16 @@ pub fn encode_request_frame<R: Encodable>(
     header: &RequestHeader,
     request: &R,
 ) -> Result<BytesMut, EncodeError> {
+    encode_request_frame_into(header, request, |size| BytesMut::with_capacity(4 + size))
+}
+
+/// Encodes a whole request frame into the buffer `make(size)` returns, where `size` is the
+/// frame's length after its size prefix.
+pub(crate) fn encode_request_frame_into<R: Encodable, B: ByteBufMut>(
+    header: &RequestHeader,
+    request: &R,
+    make: impl FnOnce(usize) -> B,
+) -> Result<B, EncodeError> {
     let version = header.request_api_version;
     let key = ApiKey::try_from(header.request_api_key).map_err(|_| EncodeError {
         api_key: ApiKey::ApiVersions,
@@ -162,8 +172,8 @@ pub fn encode_request_frame<R: Encodable>(
         .and_then(|h| request.compute_size(version).map(|b| h + b))
         .map_err(|e| err(e.to_string()))?;
     let size_i32 = i32::try_from(size).map_err(|_| err(format!("{size} bytes is too large")))?;
-    let mut out = BytesMut::with_capacity(4 + size);
-    out.extend_from_slice(&size_i32.to_be_bytes());
+    let mut out = make(size);
+    out.put_i32(size_i32);
     header
         .encode(&mut out, header_version)
         .and_then(|_| request.encode(&mut out, version))

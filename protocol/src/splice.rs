@@ -1,16 +1,18 @@
-//! Response frames that carry record data without copying it.
+//! Frames that carry record data without copying it.
 //!
 //! A fetch response is mostly record batches that already sit in memory as [`Bytes`] views
-//! of the mapped log segments. [`encode_response_frame_spliced`] encodes the response with
+//! of the mapped log segments, and a produce request is mostly the batches the producer
+//! encoded. [`encode_response_frame_spliced`] (and [`encode_request_frame_spliced`] for
+//! requests) encodes the message with
 //! kafka-protocol's own encoder into a [`SplicingBuf`]: every field is written as usual,
 //! except that a `put_slice` of exactly one of the given `Bytes` (same address, same
 //! length) is not copied; the buffer is cut there and the `Bytes` itself is kept as the
 //! next piece. The frame is the pieces in order, ready for a vectored write.
 
-use crate::kafka::{encode_response_frame_into, EncodeError};
+use crate::kafka::{encode_request_frame_into, encode_response_frame_into, EncodeError};
 use bytes::buf::UninitSlice;
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::ApiKey;
+use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::buf::ByteBufMut;
 use kafka_protocol::protocol::Encodable;
 use std::ops::Range;
@@ -125,6 +127,20 @@ pub fn encode_response_frame_spliced<R: Encodable>(
     Ok(out.into_pieces())
 }
 
+/// Like [`crate::kafka::encode_request_frame`], but the `splice` byte strings (a
+/// produce request's record batches) are not copied: the frame comes back as pieces.
+pub fn encode_request_frame_spliced<R: Encodable>(
+    header: &RequestHeader,
+    request: &R,
+    splice: &[Bytes],
+) -> Result<Vec<Bytes>, EncodeError> {
+    let spliced: usize = splice.iter().map(Bytes::len).sum();
+    let out = encode_request_frame_into(header, request, |size| {
+        SplicingBuf::new(4 + size.saturating_sub(spliced).min(1 << 20), splice)
+    })?;
+    Ok(out.into_pieces())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,6 +186,41 @@ mod tests {
                 );
             }
             assert!(!pieces.iter().any(|p| p.as_ptr() == records[1].as_ptr()));
+        }
+    }
+
+    #[test]
+    fn spliced_produce_requests_equal_copied_ones_at_every_version() {
+        use crate::kafka::encode_request_frame;
+        use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+        use kafka_protocol::messages::ProduceRequest;
+
+        let records = Bytes::from(vec![9u8; 65_536]);
+        let mut req = ProduceRequest::default();
+        req.acks = -1;
+        req.timeout_ms = 30_000;
+        let mut t = TopicProduceData::default();
+        t.name = TopicName(StrBytes::from_static_str("t"));
+        let mut p = PartitionProduceData::default();
+        p.index = 3;
+        p.records = Some(records.clone());
+        t.partition_data.push(p);
+        req.topic_data.push(t);
+        for version in 3..=ApiKey::Produce.valid_versions().max {
+            let mut header = RequestHeader::default();
+            header.request_api_key = ApiKey::Produce as i16;
+            header.request_api_version = version;
+            header.correlation_id = 11;
+            header.client_id = Some(StrBytes::from_static_str("c"));
+            let copied = encode_request_frame(&header, &req).unwrap();
+            let pieces =
+                encode_request_frame_spliced(&header, &req, std::slice::from_ref(&records))
+                    .unwrap();
+            assert_eq!(pieces.concat(), copied[..], "version {version}");
+            assert!(
+                pieces.iter().any(|p| p.as_ptr() == records.as_ptr()),
+                "version {version}: the records were copied"
+            );
         }
     }
 

@@ -178,8 +178,31 @@ impl Connection {
         v: i16,
         limit: Duration,
     ) -> Result<R::Response, KafkaError> {
+        self.call_at_spliced(req, v, limit, &[]).await
+    }
+
+    /// [`Self::call`] for a request that carries `records` (a produce request's batches):
+    /// they go to the socket as they are, not copied into the encoded frame.
+    pub async fn call_spliced<R: Request>(
+        &self,
+        req: &R,
+        max: i16,
+        limit: Duration,
+        records: &[Bytes],
+    ) -> Result<(R::Response, i16), KafkaError> {
+        let v = self.version::<R>(max)?;
+        Ok((self.call_at_spliced(req, v, limit, records).await?, v))
+    }
+
+    async fn call_at_spliced<R: Request>(
+        &self,
+        req: &R,
+        v: i16,
+        limit: Duration,
+        records: &[Bytes],
+    ) -> Result<R::Response, KafkaError> {
         // The permit bounds requests in flight: it is held until the answer arrives.
-        let (rx, _permit) = self.send(req, v, true).await?;
+        let (rx, _permit) = self.send(req, v, true, records).await?;
         let rx = rx.expect("a response was asked for");
         let body = match tokio::time::timeout(limit, rx).await {
             Ok(Ok(r)) => r?,
@@ -202,10 +225,16 @@ impl Connection {
             .map_err(|e| self.protocol_error(&format!("{} v{v} response: {e}", api_name(R::KEY))))
     }
 
-    /// Sends `req` expecting no response (Produce with acks=0).
-    pub async fn send_only<R: Request>(&self, req: &R, max: i16) -> Result<(), KafkaError> {
+    /// Sends `req` expecting no response (Produce with acks=0); `records` as in
+    /// [`Self::call_spliced`].
+    pub async fn send_only<R: Request>(
+        &self,
+        req: &R,
+        max: i16,
+        records: &[Bytes],
+    ) -> Result<(), KafkaError> {
         let v = self.version::<R>(max)?;
-        self.send(req, v, false).await.map(|_| ())
+        self.send(req, v, false, records).await.map(|_| ())
     }
 
     async fn send<R: Request>(
@@ -213,6 +242,7 @@ impl Connection {
         req: &R,
         v: i16,
         want_response: bool,
+        records: &[Bytes],
     ) -> Result<
         (
             Option<oneshot::Receiver<Result<Bytes, KafkaError>>>,
@@ -234,13 +264,14 @@ impl Connection {
         header.request_api_version = v;
         header.correlation_id = cid;
         header.client_id = Some(StrBytes::from_static_str("gregor"));
-        let frame = protocol::kafka::encode_request_frame(&header, req).map_err(|e| {
-            self.protocol_error(&format!(
-                "cannot encode {} v{v}: {}",
-                api_name(R::KEY),
-                e.message
-            ))
-        })?;
+        let frame =
+            protocol::splice::encode_request_frame_spliced(&header, req, records).map_err(|e| {
+                self.protocol_error(&format!(
+                    "cannot encode {} v{v}: {}",
+                    api_name(R::KEY),
+                    e.message
+                ))
+            })?;
         let mut writer = self.writer.lock().await;
         let rx = if want_response {
             let (tx, rx) = oneshot::channel();
@@ -253,7 +284,7 @@ impl Connection {
         } else {
             None
         };
-        if let Err(e) = writer.write_all(&frame).await {
+        if let Err(e) = write_all_pieces(&mut writer, frame).await {
             self.closed.store(true, Ordering::Relaxed);
             return Err(self.io_error(&e.to_string()));
         }
@@ -274,6 +305,35 @@ impl Connection {
             message: message.to_string(),
         }
     }
+}
+
+/// Writes the pieces of a frame in order, with vectored writes.
+async fn write_all_pieces(
+    writer: &mut OwnedWriteHalf,
+    mut pieces: Vec<Bytes>,
+) -> std::io::Result<()> {
+    let mut first = 0;
+    while first < pieces.len() {
+        let slices: Vec<std::io::IoSlice<'_>> = pieces[first..]
+            .iter()
+            .map(|p| std::io::IoSlice::new(p))
+            .collect();
+        let mut n = writer.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while n > 0 {
+            let len = pieces[first].len();
+            if n >= len {
+                n -= len;
+                first += 1;
+            } else {
+                bytes::Buf::advance(&mut pieces[first], n);
+                n = 0;
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn read_loop(

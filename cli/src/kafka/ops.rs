@@ -96,6 +96,7 @@ pub async fn produce_on(
     batch: Bytes,
     acks: i16,
 ) -> Result<Option<i64>, KafkaError> {
+    let records = [batch.clone()];
     let req = produce_request(
         topic,
         partition,
@@ -104,14 +105,15 @@ pub async fn produce_on(
         REQUEST_TIMEOUT.as_millis() as i32,
     );
     if acks == 0 {
-        conn.send_only(&req, PRODUCE_MAX_VERSION).await?;
+        conn.send_only(&req, PRODUCE_MAX_VERSION, &records).await?;
         return Ok(None);
     }
     let (resp, _) = conn
-        .call(
+        .call_spliced(
             &req,
             PRODUCE_MAX_VERSION,
             REQUEST_TIMEOUT + Duration::from_secs(5),
+            &records,
         )
         .await?;
     produce_result(topic, partition, &resp).map(Some)
