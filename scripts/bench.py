@@ -13,8 +13,8 @@ The client load is `gregor perf produce|consume` (Gregor's own Rust client) for 
 brokers, 1 KiB records; the client's CPU use is printed so a saturated client shows.
 Figures: produce acks=1 one replica; produce acks=all three replicas (Gregor only);
 produce acks=1 three replicas (Gregor only, not a target: replication's CPU cost without
-its waits); consume; produce latency at half the measured peak; broker RSS before and after a soak of
-produce+consume. Before each client run, dirty pages left by the earlier ones are written
+its waits); consume; produce latency at half the measured peak; broker RSS before and
+after a soak of produce+consume. Before each client run, dirty pages left by the earlier ones are written
 back (sync). The table (with the issue's targets) is printed and written as markdown.
 Nothing here asserts: the numbers are for people to read.
 """
@@ -208,12 +208,16 @@ class Ballast:
             m.close()
 
 
-BALLAST = []  # the run's Ballast, if any: each client run tops it up first
+BALLAST = []  # the run's Ballast (none with --ballast-mib 0): each run tops it up first
 
 
 def top_up_ballast():
     for b in BALLAST:
         b.top_up()
+
+
+def loopback_runs(workdir: Path, a) -> list:
+    return [loopback_mib_s(workdir, a.iperf_seconds) for _ in range(max(1, a.repeat))]
 
 
 def round_trip_ms(seconds: float, rate: int = 1000) -> dict:
@@ -531,7 +535,8 @@ def bench_tansu(a, gregor: Path, workdir: Path, res: dict):
 
 def table(a, res: dict) -> str:
     lb, disk = res.get("loopback"), res.get("disk")
-    loopback_runs = " / ".join(f"{x:.0f}" for x in res.get("loopback_runs", []) + res.get("loopback_end", []))
+    loopbacks = " / ".join(
+        f"{x:.0f}" for x in res.get("loopback_runs", []) + res.get("loopback_end", []))
     rtt = ("{p50:.3f} / {p99:.3f} / {p999:.3f}".format(**res["rtt"]) if res.get("rtt") else "n/a")
 
     def get(key, field):
@@ -590,7 +595,7 @@ def table(a, res: dict) -> str:
         "| machine limit | value |",
         "| --- | ---: |",
         f"| loopback TCP, one stream (iperf3, MiB/s; median of {a.repeat} runs at the start and "
-        f"{a.repeat} at the end: {loopback_runs}) | {f(lb)} |",
+        f"{a.repeat} at the end: {loopbacks}) | {f(lb)} |",
         f"| sequential file write, dd conv=fdatasync {a.dd_mib} MiB (MiB/s) | {f(disk)} |",
         f"| write(2) of a new {2 * a.dd_mib} MiB file into the page cache, no sync (dd bs=64k, MiB/s) | "
         f"{f(res.get('page_cache'))} |",
@@ -688,17 +693,14 @@ def main():
     print(f"bench: binaries from {bins}; client: {CLIENT}", flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="gregor-bench-"))
     res = {}
-    ballast = None
     try:
         if a.ballast_mib >= 64:
             print("== touching the free memory, held lazily freed through the runs", flush=True)
-            ballast = Ballast(a.ballast_mib)
-            BALLAST.append(ballast)
-            print(f"    {ballast.mib} MiB at {ballast.rate:.0f} MiB/s", flush=True)
+            BALLAST.append(Ballast(a.ballast_mib))
+            print(f"    {BALLAST[0].mib} MiB at {BALLAST[0].rate:.0f} MiB/s", flush=True)
         if "machine" not in a.skip:
             print("== machine limits", flush=True)
-            figure(res, "loopback_runs", lambda: [
-                loopback_mib_s(workdir, a.iperf_seconds) for _ in range(max(1, a.repeat))])
+            figure(res, "loopback_runs", lambda: loopback_runs(workdir, a))
             res["loopback"] = statistics.median(res.get("loopback_runs") or [float("nan")])
             print(f"    loopback one stream: {res.get('loopback', 0):.0f} MiB/s", flush=True)
             figure(res, "disk", lambda: disk_write_mib_s(workdir, a.dd_mib))
@@ -716,8 +718,7 @@ def main():
             # This VM's loopback drifts over a run (1300-2700 MiB/s within a day): measured
             # again at the end, the ratios use the median of both sets of runs.
             print("== loopback again", flush=True)
-            figure(res, "loopback_end", lambda: [
-                loopback_mib_s(workdir, a.iperf_seconds) for _ in range(max(1, a.repeat))])
+            figure(res, "loopback_end", lambda: loopback_runs(workdir, a))
             runs = res["loopback_runs"] + res.get("loopback_end", [])
             res["loopback"] = statistics.median(runs)
             print(f"    loopback one stream: {res['loopback']:.0f} MiB/s (median of "
@@ -725,9 +726,9 @@ def main():
     finally:
         for p in CHILDREN:
             stop(p)
-        if ballast:
-            res["ballast"] = (ballast.mib, ballast.rate, len(ballast.maps))
-            ballast.close()
+        for b in BALLAST:
+            res["ballast"] = (b.mib, b.rate, len(b.maps))
+            b.close()
         md = table(a, res)
         print("\n" + md)
         a.out.parent.mkdir(parents=True, exist_ok=True)
