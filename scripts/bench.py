@@ -514,8 +514,9 @@ def bench_gregor(a, gregor: Path, workdir: Path, res: dict):
         pids = [n["pid"] for n in c.nodes("broker")]
         PROFILE.update(pids=pids, name="gregor")
         res["rss_idle"] = rss_mib(pids)
-        create_topic(bs, "bench-r1", a.partitions, 1)
-        create_topic(bs, "bench-r3", a.partitions, 3, {"min.insync.replicas": "2"})
+        retain = retention(a)
+        create_topic(bs, "bench-r1", a.partitions, 1, retain)
+        create_topic(bs, "bench-r3", a.partitions, 3, {"min.insync.replicas": "2", **retain})
         t = a.step_timeout
         figure(res, "g_p1", lambda: median_run(a.repeat, lambda: after_bare_path(workdir, a, 1, lambda: perf(
             gregor, "produce", bs, "bench-r1", producer_args(a.records, "1"), t))))
@@ -765,6 +766,27 @@ def targets_vs_bare_path(loopback, file1, file3) -> str:
         "each of three such streams at once carried.")
 
 
+def retention(a) -> dict:
+    """retention.bytes of the throughput topics: two runs' worth per partition, so the
+    consume runs find a whole run to read while the disk holds a bounded amount (the
+    brokers delete the older segments within a second)."""
+    per_partition = 2 * a.records * RECORD // max(1, a.partitions)
+    return {"retention.bytes": str(max(1 << 30, per_partition))}
+
+
+def disk_needed_gib(a) -> float:
+    """What a run holds at most in its temp dir: the throughput topics up to their
+    retention (one replica, and three) plus a segment per partition past it, the soak
+    topic (three replicas of 1 GiB retention and a 128 MiB segment), the bare path's
+    files (three runs' worth, deleted after each) and the `dd` file, plus 2 GiB of slack.
+    A full disk mid-run fails every later produce (KafkaStorageError)."""
+    gib = 2**30
+    run = a.records * RECORD / gib
+    topic = int(retention(a)["retention.bytes"]) / gib * a.partitions + a.partitions
+    soak = 3 * 1.125 * a.partitions
+    return (1 + 3) * topic + soak + 3 * run + 2 * a.dd_mib / 1024 + 2
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", type=int, default=2_000_000, help="records per throughput run")
@@ -794,6 +816,12 @@ def main():
     gregor = bins / "gregor"
     print(f"bench: binaries from {bins}; client: {CLIENT}", flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="gregor-bench-"))
+    need, free = disk_needed_gib(a), shutil.disk_usage(workdir).free / 2**30
+    if free < need:
+        shutil.rmtree(workdir, ignore_errors=True)
+        sys.exit(f"bench: {workdir.parent} has {free:.0f} GiB free and this run writes up to "
+                 f"{need:.0f} GiB (brokers' data dirs, kept until the end); free space there, "
+                 "point TMPDIR elsewhere, or lower --records, --repeat or --soak-seconds")
     res = {}
     try:
         if a.ballast_mib >= 64:
