@@ -244,11 +244,44 @@ class Ballast:
     # 100 MiB here), so a run takes the ballast's pages, not free ones the host dropped.
     MARGIN_MIB = 256
 
+    # The holder: a process of its own that maps and touches on request and otherwise
+    # sleeps. Taking a page back from a mapped ballast means unmapping it, and that sends a
+    # TLB-shootdown IPI to every CPU the owner's address space was lately active on: held
+    # by the bench itself, which wakes often on both CPUs, kswapd spent 20% of a profiled
+    # acks=1 run's samples on it (native_write_msr, smp_call_function_many_cond) and the
+    # IPIs another 8% in the client. A sleeping holder on one CPU is rarely on any.
+    HOLDER = r"""
+import mmap, os, sys, time
+os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+maps = []
+def free_mib():
+    for line in open("/proc/meminfo"):
+        if line.startswith("MemFree:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+for line in sys.stdin:
+    limit, margin = map(int, line.split())
+    mib = int(min(limit, free_mib() - margin))
+    t0 = time.monotonic()
+    if mib >= 64:
+        m = mmap.mmap(-1, mib << 20, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        m.madvise(mmap.MADV_HUGEPAGE)
+        for off in range(0, mib << 20, mmap.PAGESIZE):
+            m[off] = 1
+        m.madvise(mmap.MADV_FREE)
+        maps.append(m)
+    else:
+        mib = 0
+    print(mib, time.monotonic() - t0, flush=True)
+"""
+
     def __init__(self, limit_mib: int):
         self.limit = limit_mib
-        self.maps = []
+        self.top_ups = 0
         self.mib = 0
         self.seconds = 0.0
+        self.holder = subprocess.Popen([sys.executable, "-c", self.HOLDER], stdin=subprocess.PIPE,
+                                       stdout=subprocess.PIPE, text=True)
         self.top_up()
 
     @property
@@ -259,24 +292,24 @@ class Ballast:
         """Touches the memory that became free since the last top-up (files deleted,
         pages the kernel dropped and the host took back) and frees it lazily too, so
         every run starts with only MARGIN_MIB of untouched free memory."""
-        import mmap
-
-        mib = int(min(self.limit, meminfo_mib("MemFree") - self.MARGIN_MIB))
-        if mib < 64:
-            return
-        t0 = time.monotonic()
-        m = mmap.mmap(-1, mib * MIB, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-        m.madvise(mmap.MADV_HUGEPAGE)
-        for off in range(0, mib * MIB, mmap.PAGESIZE):
-            m[off] = 1
-        m.madvise(mmap.MADV_FREE)
-        self.maps.append(m)
-        self.mib += mib
-        self.seconds += time.monotonic() - t0
+        self.holder.stdin.write(f"{self.limit} {self.MARGIN_MIB}\n")
+        self.holder.stdin.flush()
+        answer = self.holder.stdout.readline().split()
+        if len(answer) != 2:
+            raise RuntimeError(f"the ballast holder died (exit {self.holder.poll()})")
+        mib, seconds = int(answer[0]), float(answer[1])
+        if mib:
+            self.top_ups += 1
+            self.mib += mib
+            self.seconds += seconds
 
     def close(self):
-        for m in self.maps:
-            m.close()
+        self.holder.stdin.close()
+        try:
+            self.holder.wait(30)
+        except subprocess.TimeoutExpired:
+            self.holder.kill()
+            self.holder.wait()
 
 
 BALLAST = []  # the run's Ballast (none with --ballast-mib 0): each run tops it up first
@@ -867,7 +900,7 @@ def main():
         for p in CHILDREN:
             stop(p)
         for b in BALLAST:
-            res["ballast"] = (b.mib, b.rate, len(b.maps))
+            res["ballast"] = (b.mib, b.rate, b.top_ups)
             b.close()
         md = table(a, res)
         print("\n" + md)
