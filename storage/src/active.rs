@@ -22,17 +22,17 @@ pub(crate) struct Active {
     /// Opened from a file an earlier instance of the log wrote: views that instance handed
     /// out may still map it, so it is never rewound in place (truncation copies instead).
     pub(crate) inherited: bool,
-    /// Blocks are allocated (`fallocate`) below this file position.
-    preallocated_to: u64,
     path: PathBuf,
 }
 
-/// How far ahead of the write position blocks are allocated. Writing into allocated
-/// (unwritten) extents spares ext4 the delayed-allocation bookkeeping of every page of a
-/// hole: a 1 GiB `dd` into a preallocated file took 0.14 s of system time against 0.23 s
-/// into a sparse one. Allocating a window at a time, instead of the whole segment as
-/// Kafka's `log.preallocate` does, keeps the disk reserved by an active segment small.
-pub(crate) const PREALLOCATE_BYTES: u64 = 8 << 20;
+// No blocks are allocated ahead of the writes (Kafka's `log.preallocate` is off by default
+// too). Gregor once `fallocate`d a window ahead of the write position, to spare ext4 the
+// delayed-allocation work of each page (a 1 GiB `dd`: 0.14 s of system time against 0.23 s).
+// But `fallocate` changes the file system's block bitmaps, and while any fsync on the same
+// file system was writing those out (the maintenance tick's fsync of a rolled segment, in
+// this broker or another one), it waited for the disk: strace showed it taking 0.4-0.77 s
+// inside an append, under the partition's lock, and acks=all produces stalled for as long
+// (ISR shrinks, NOT_ENOUGH_REPLICAS_AFTER_APPEND). A write into a hole only reserves blocks.
 
 impl Active {
     /// Opens (creating if needed) the segment file at `base` whose first `size` bytes are
@@ -70,7 +70,6 @@ impl Active {
             builder,
             flushed_to: size,
             inherited: false,
-            preallocated_to: u64::from(size),
             path,
         })
     }
@@ -85,46 +84,21 @@ impl Active {
     /// 16-byte prefix and the request's bytes after it, so the batch is never copied in
     /// user space).
     ///
-    /// The bytes go in with one `pwritev` on the mapped file, into blocks allocated ahead
-    /// (`preallocate`): the map is `MAP_SHARED`, so it shows the same page-cache pages, and
-    /// `Bytes` views of them need no copy. Storing through the map instead (what DESIGN.md
-    /// describes) was measured erratic here, 0.14-0.37x of `write(2)`: every store into a
-    /// hole of the sparse file takes a fault that zero-fills it through readahead. A write
-    /// call runs at full speed and turns a full disk into an `Io` error instead of a
-    /// `SIGBUS` on a store. The write lands at or
+    /// The bytes go in with one `pwritev` on the mapped file: the map is `MAP_SHARED`, so
+    /// it shows the same page-cache pages, and `Bytes` views of them need no copy. Storing
+    /// through the map instead (what DESIGN.md describes) was measured erratic here,
+    /// 0.14-0.37x of `write(2)`: every store into a hole of the sparse file takes a fault
+    /// that zero-fills it through readahead. A write call runs at full speed and turns a
+    /// full disk into an `Io` error instead of a `SIGBUS` on a store. The write lands at or
     /// after the readable length, where no view looks (see `mmap.rs`).
     pub(crate) fn write(&mut self, pos: u32, parts: &[&[u8]]) -> Result<(), LogError> {
         let pos = pos as usize;
         let len: usize = parts.iter().map(|p| p.len()).sum();
         let end = pos + len;
         assert!(pos >= self.map.readable() && end <= self.map.len());
-        self.preallocate(end as u64);
         write_all_at(&self.file, pos as u64, parts).map_err(LogError::io(&self.path))?;
         self.map.publish(end);
         Ok(())
-    }
-
-    /// Allocates blocks from the preallocated end up to `PREALLOCATE_BYTES` past `end`
-    /// (within the map) when a write would reach past it. Best effort: where `fallocate`
-    /// fails (a file system without it, a full disk) the write goes into the hole as
-    /// before, and reports a full disk itself.
-    fn preallocate(&mut self, end: u64) {
-        if end <= self.preallocated_to {
-            return;
-        }
-        let from = self.preallocated_to;
-        let to = (end + PREALLOCATE_BYTES)
-            .min(self.map.len() as u64)
-            .max(end);
-        if let Err(e) = rustix::fs::fallocate(
-            &*self.file,
-            rustix::fs::FallocateFlags::empty(),
-            from,
-            to - from,
-        ) {
-            tracing::debug!("{}: fallocate failed: {e}", self.path.display());
-        }
-        self.preallocated_to = to;
     }
 
     /// Stops being active: seals and saves the indexes and trims the file to `size`.

@@ -22,8 +22,8 @@
 //!   `append.rs` (leader/follower appends, rolls), `read.rs` (zero-copy reads with the file
 //!   range they lie in, for `sendfile`; timestamp lookup), `maintain.rs` (truncation, retention, flush, close).
 //! - `active.rs`: the active segment (file, map, index builder). Appends `pwritev` into the
-//!   mapped file (measured: storing through the map was 3-7x slower here, see there), into
-//!   blocks `fallocate`d a window ahead.
+//!   mapped file (measured: storing through the map was 3-7x slower here, see there); no
+//!   blocks are allocated ahead (see there why).
 //! - `segment.rs`: segment metadata, file names and the validating scan used by recovery.
 //! - `index.rs`: the sparse offset and time indexes.
 //! - `cache.rs`: the bounded LRU of read-only maps of older segments.
