@@ -5,7 +5,9 @@ down at the end (also on failure and Ctrl-C/SIGTERM):
 
   machine   one-stream loopback TCP (iperf3 -P 1), sequential file writes (dd
             conv=fdatasync) and page-cache writes of a new file (dd, no sync) in the same
-            temp dir as the data dirs, and a loopback round trip's latency (ping-pong);
+            temp dir as the data dirs, the share of time all CPUs busy at once get to run
+            (a host that caps the VM's CPU shows here), and a loopback round trip's latency
+            (ping-pong); each client run also prints the share of CPU time the host stole;
   bare      the bare path, before each Gregor produce run with as many bytes: one stream (three
             at once for three replicas), each written into a file by its receiver
             (iperf3 -s -F), the kernel's work per produced byte with no broker in it;
@@ -322,6 +324,36 @@ def loopback_runs(workdir: Path, a) -> list:
     return [loopback_mib_s(workdir, a.iperf_seconds) for _ in range(max(1, a.repeat))]
 
 
+SPINNER = r"""
+import sys, time
+end = time.monotonic() + float(sys.argv[1])
+last = time.monotonic()
+stalled, longest, stalls = 0.0, 0.0, 0
+while last < end:
+    t = time.monotonic()
+    if t - last > 0.002:
+        stalled, longest, stalls = stalled + t - last, max(longest, t - last), stalls + 1
+    last = t
+print(stalled, longest, stalls)
+"""
+
+
+def cpu_share(seconds: float) -> dict:
+    """Every CPU kept busy at once for `seconds` (one spinning process each): the share of
+    the time they got to run, and the stalls (gaps over 2 ms) between. A VM whose host caps
+    its CPU time shows it here: on 2026-11-29 this one ran both CPUs for about a second and
+    a half, then stopped both for 33 ms of every 100 ms (two-thirds of two CPUs), and a
+    request caught in such a gap waits it out."""
+    procs = [subprocess.Popen([sys.executable, "-c", SPINNER, str(seconds)], stdout=subprocess.PIPE,
+                              text=True) for _ in range(os.cpu_count() or 1)]
+    got = [p.communicate(timeout=seconds + 30)[0].split() for p in procs]
+    if any(len(g) != 3 for g in got):
+        raise RuntimeError("a CPU spinner failed")
+    stalled = sum(float(g[0]) for g in got)
+    return {"share": 1 - stalled / (seconds * len(got)), "longest_ms": max(float(g[1]) for g in got) * 1000,
+            "stalls": sum(int(g[2]) for g in got)}
+
+
 def round_trip_ms(seconds: float, rate: int = 1000) -> dict:
     """1-byte ping-pong over loopback TCP between two processes, `rate` per second: the
     machine's own wake-up latency, which every hop of a request pays."""
@@ -403,6 +435,12 @@ def idle_ticks() -> int:
     return int(fields[4]) + int(fields[5])
 
 
+def steal_ticks() -> int:
+    """Ticks of all CPUs so far that the host ran something else (/proc/stat's steal)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()
+    return int(fields[8])
+
+
 def perf(gregor: Path, kind: str, bootstrap: str, topic: str, args, timeout: float) -> dict:
     """One `gregor perf` run; its summary line plus the client's CPU share. Dirty pages
     of earlier runs are written back first, and the ballast is topped up."""
@@ -417,11 +455,11 @@ def perf(gregor: Path, kind: str, bootstrap: str, topic: str, args, timeout: flo
         cmd = ["perf", "record", "-q", "-e", "cpu-clock", "-F", "999", "--call-graph", "dwarf,16384",
                "-o", str(out), "-p", ",".join(map(str, PROFILE["pids"])), "--", *cmd]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    brokers0, idle0 = cpu_ticks(PROFILE.get("pids", [])), idle_ticks()
+    brokers0, idle0, steal0 = cpu_ticks(PROFILE.get("pids", [])), idle_ticks(), steal_ticks()
     t0 = time.monotonic()
     p = run(cmd, timeout=timeout, check=False)
     wall = time.monotonic() - t0
-    brokers1, idle1 = cpu_ticks(PROFILE.get("pids", [])), idle_ticks()
+    brokers1, idle1, steal1 = cpu_ticks(PROFILE.get("pids", [])), idle_ticks(), steal_ticks()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     m = failed = None
     for line in p.stdout.splitlines():
@@ -438,11 +476,13 @@ def perf(gregor: Path, kind: str, bootstrap: str, topic: str, args, timeout: flo
         # idle CPUs is bound by latency (requests in flight), not by work.
         "broker_cpu": (brokers1 - brokers0) / os.sysconf("SC_CLK_TCK") / max(wall, 1e-9),
         "idle": (idle1 - idle0) / os.sysconf("SC_CLK_TCK") / max(wall, 1e-9) / os.cpu_count(),
+        "steal": (steal1 - steal0) / os.sysconf("SC_CLK_TCK") / max(wall, 1e-9) / os.cpu_count(),
         "failed": f"{failed[1]} records failed: {failed[2]}" if failed else
         (f"exit {p.returncode}: {p.stderr.strip()[-200:]}" if p.returncode else None),
     }
     print(f"    {kind} {topic}: {m[0]} (client CPU {r['client_cpu']:.0%} of a core, brokers "
-          f"{r['broker_cpu']:.2f} cores, machine {r['idle']:.0%} idle)", flush=True)
+          f"{r['broker_cpu']:.2f} cores, machine {r['idle']:.0%} idle, {r['steal']:.0%} stolen by the host)",
+          flush=True)
     if r["failed"]:
         print(f"    {kind} {topic}: FAILED: {r['failed']}", flush=True)
     return r
@@ -726,6 +766,10 @@ def table(a, res: dict) -> str:
         f"runs {listed(runs1)}) | {f(file1)} |",
         "| the bare path for three replicas: three such streams into three files at once, just "
         f"before each three-replica run (MiB/s per stream, median; runs {listed(runs3)}) | {f(file3)} |",
+        f"| all {os.cpu_count()} CPUs kept busy at once for {2 * a.iperf_seconds} s (a spinning "
+        "process each): share of the time they ran / stalls over 2 ms / longest stall (ms) | "
+        + ("{share:.0%} / {stalls} / {longest_ms:.0f}".format(**res["cpu"]) if res.get("cpu") else "n/a")
+        + " |",
         "| loopback round trip, 1-byte ping-pong between two processes at 1000/s, "
         f"p50 / p99 / p99.9 (ms) | {rtt} |",
         "| ballast: free memory touched and held lazily freed before each run (MiB in all, "
@@ -762,8 +806,8 @@ def table(a, res: dict) -> str:
             f"{k} " + " / ".join(f"{x:.0f}" for x in v["runs"])
             for k, v in res.items() if isinstance(v, dict) and "runs" in v) + ".",
         "CPU per run (client's share of one core / cores the brokers kept busy / share of the "
-        "machine idle): " + ", ".join(
-            f"{k} {v['client_cpu']:.0%} / {v['broker_cpu']:.2f} / {v['idle']:.0%}"
+        "machine idle / share stolen by the host): " + ", ".join(
+            f"{k} {v['client_cpu']:.0%} / {v['broker_cpu']:.2f} / {v['idle']:.0%} / {v['steal']:.0%}"
             for k, v in res.items() if isinstance(v, dict) and "client_cpu" in v),
         f"Machine: {os.cpu_count()} CPUs; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
     ]
@@ -878,6 +922,10 @@ def main():
             print(f"    sequential write: {res.get('disk', 0):.0f} MiB/s", flush=True)
             figure(res, "page_cache", lambda: page_cache_write_mib_s(workdir, 2 * a.dd_mib))
             print(f"    page-cache write: {res.get('page_cache', 0):.0f} MiB/s", flush=True)
+            figure(res, "cpu", lambda: cpu_share(2 * a.iperf_seconds))
+            print("    all CPUs busy: ran {share:.0%} of the time, {stalls} stalls over 2 ms, longest "
+                  "{longest_ms:.0f} ms".format(**res["cpu"]) if "cpu" in res else "    all CPUs busy: n/a",
+                  flush=True)
             figure(res, "rtt", lambda: round_trip_ms(a.iperf_seconds))
             print("    loopback round trip: p50 {p50:.3f} ms, p99 {p99:.3f} ms, p99.9 {p999:.3f} ms"
                   .format(**res["rtt"]) if "rtt" in res else "    loopback round trip: n/a", flush=True)
