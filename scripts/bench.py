@@ -523,8 +523,17 @@ def figure(res: dict, key: str, measure):
 def create_topic(bootstrap: str, name: str, partitions: int, replicas: int, config=None):
     from confluent_kafka.admin import AdminClient, NewTopic
 
+    from confluent_kafka import KafkaError, KafkaException
+
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(name, partitions, replicas, config=config or {})])[name].result(30)
+    try:
+        admin.create_topics([NewTopic(name, partitions, replicas, config=config or {})])[name].result(30)
+    except KafkaException as e:
+        # The client retries a create that timed out (seen when the controllers' fsyncs
+        # waited behind the brokers' writeback): the first attempt made the topic.
+        if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+            raise
+        print(f"    (topic {name} was made by an earlier attempt of the same create)", flush=True)
 
     def has_leaders():
         md = admin.list_topics(name, timeout=5).topics[name]
