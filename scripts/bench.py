@@ -521,9 +521,8 @@ def figure(res: dict, key: str, measure):
 
 
 def create_topic(bootstrap: str, name: str, partitions: int, replicas: int, config=None):
-    from confluent_kafka.admin import AdminClient, NewTopic
-
     from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
     try:
