@@ -4,10 +4,11 @@
 //! each holding one [`LogOp`]: an appended entry, a truncation, or a purge marker. Opening
 //! replays the ops into an in-memory map (the metadata log is small) and cuts a torn tail.
 //! A purge rewrites the file atomically with only the surviving entries, which bounds its
-//! size. `vote` is a single-frame file replaced atomically. Every write is fsync'd before
-//! `save_vote` returns and before the append callback fires.
+//! size. `vote` is a [`super::vote_file`] (two slots, one `fdatasync` per save). Every write
+//! is on disk before `save_vote` returns and before the append callback fires.
 
 use super::frame_file;
+use super::vote_file::VoteFile;
 use super::{LogId, StorageError, TypeConfig};
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{Entry, LogState, OptionalSend, RaftLogReader, StorageIOError, Vote};
@@ -62,7 +63,7 @@ impl LogData {
 #[derive(Debug)]
 pub struct LogStore {
     log_path: PathBuf,
-    vote_path: PathBuf,
+    vote_file: VoteFile,
     file: File,
     data: Arc<Mutex<LogData>>,
     vote: Option<Vote<u64>>,
@@ -121,13 +122,14 @@ impl LogStore {
         }
         let file = frame_file::open_append(&log_path)?;
         frame_file::sync_dir(&log_path)?;
-        let vote = match frame_file::read_single(&vote_path)? {
+        let (vote_file, vote) = VoteFile::open(&vote_path)?;
+        let vote = match vote {
             Some(b) => Some(decode_value(&b).map_err(io_err)?),
             None => None,
         };
         Ok(LogStore {
             log_path,
-            vote_path,
+            vote_file,
             file,
             data: Arc::new(Mutex::new(data)),
             vote,
@@ -208,7 +210,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError> {
         let payload = encode_value(vote).map_err(|e| StorageIOError::write_vote(&e))?;
-        frame_file::write_single(&self.vote_path, &payload)
+        self.vote_file
+            .save(&payload)
             .map_err(|e| StorageIOError::write_vote(&e))?;
         self.vote = Some(*vote);
         Ok(())

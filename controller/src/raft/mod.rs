@@ -12,6 +12,7 @@ pub mod frame_file;
 pub mod log_store;
 pub mod network;
 pub mod state_machine;
+pub mod vote_file;
 
 use openraft::BasicNode;
 use serde::{Deserialize, Serialize};
