@@ -133,7 +133,7 @@ fn builder_files_placeholder(dir: &Path, base: i64) -> Result<(), LogError> {
 }
 
 /// Writes all of `parts` at `offset` with one `pwritev` (more only after a short write).
-fn write_all_at(file: &File, mut offset: u64, parts: &[&[u8]]) -> std::io::Result<()> {
+pub(crate) fn write_all_at(file: &File, mut offset: u64, parts: &[&[u8]]) -> std::io::Result<()> {
     let mut slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
     let mut bufs = &mut slices[..];
     while !bufs.is_empty() {

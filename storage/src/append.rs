@@ -13,29 +13,18 @@ impl PartitionLog {
     /// count) before writing any, then assigns offsets: each batch goes into the active
     /// segment with `baseOffset` and `partitionLeaderEpoch` (which the CRC does not cover)
     /// replaced in its written copy; `batches` itself is not changed.
+    ///
+    /// All three steps of `prepared.rs` at once; a caller that shares the log behind a
+    /// lock can run the write without it instead.
     pub fn append(
         &mut self,
         batches: &[u8],
         leader_epoch: LeaderEpoch,
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
-        let headers = self.validate(batches)?;
-        let first = self.log_end_offset();
-        self.epochs.assign(leader_epoch, first)?;
-        let mut info = AppendInfo::empty(first);
-        for (pos, header) in headers {
-            let base = self.log_end_offset().0;
-            let bytes = &batches[pos..pos + header.total_len()];
-            let prefix = batch::patched_prefix(bytes, base, leader_epoch.0);
-            let header = BatchHeader {
-                base_offset: base,
-                ..header
-            };
-            self.append_batch(&[&prefix, &bytes[prefix.len()..]], &header, now_ms)?;
-            info.add(&header);
-        }
-        self.after_append(info.record_count)?;
-        Ok(info)
+        let prepared = self.prepare_append(batches, leader_epoch, now_ms)?;
+        let written = prepared.write(batches);
+        self.finish_append(prepared, written, now_ms)
     }
 
     /// Follower append: the batches keep the leader's offsets and epochs. The first must
@@ -79,7 +68,7 @@ impl PartitionLog {
     }
 
     /// Parses and validates all batches of a request; positions are request-relative.
-    fn validate(&self, batches: &[u8]) -> Result<Vec<(usize, BatchHeader)>, LogError> {
+    pub(crate) fn validate(&self, batches: &[u8]) -> Result<Vec<(usize, BatchHeader)>, LogError> {
         let mut out = Vec::new();
         let mut pos = 0;
         let invalid = |position, source| LogError::InvalidBatch {
@@ -111,12 +100,13 @@ impl PartitionLog {
     }
 
     /// Writes one batch, given as consecutive `parts`, at the log end.
-    fn append_batch(
+    pub(crate) fn append_batch(
         &mut self,
         parts: &[&[u8]],
         header: &BatchHeader,
         now_ms: i64,
     ) -> Result<(), LogError> {
+        self.check_no_append_in_progress()?;
         let len = header.total_len();
         self.maybe_roll(len, header.last_offset(), now_ms)?;
         let interval = self.config.index_interval_bytes;
@@ -135,7 +125,12 @@ impl PartitionLog {
         Ok(())
     }
 
-    fn maybe_roll(&mut self, len: usize, last_offset: i64, now_ms: i64) -> Result<(), LogError> {
+    pub(crate) fn maybe_roll(
+        &mut self,
+        len: usize,
+        last_offset: i64,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
         let meta = self.active_meta();
         let limit = (self.config.segment_bytes as usize).min(self.active.capacity());
         let size = meta.size as usize;
@@ -176,6 +171,7 @@ impl PartitionLog {
 
     /// Starts a new active segment at the log end; the old one is sealed and trimmed.
     pub(crate) fn roll(&mut self) -> Result<(), LogError> {
+        self.check_no_append_in_progress()?;
         let old = self.active_meta().clone();
         if old.size == 0 {
             return Ok(());
@@ -199,7 +195,7 @@ impl PartitionLog {
         Ok(())
     }
 
-    fn after_append(&mut self, records: u64) -> Result<(), LogError> {
+    pub(crate) fn after_append(&mut self, records: u64) -> Result<(), LogError> {
         self.unflushed_records += records;
         if self
             .config
@@ -213,7 +209,7 @@ impl PartitionLog {
 }
 
 impl AppendInfo {
-    fn empty(first: Offset) -> AppendInfo {
+    pub(crate) fn empty(first: Offset) -> AppendInfo {
         AppendInfo {
             first_offset: first,
             last_offset: Offset(first.0 - 1),
@@ -224,7 +220,7 @@ impl AppendInfo {
         }
     }
 
-    fn add(&mut self, h: &BatchHeader) {
+    pub(crate) fn add(&mut self, h: &BatchHeader) {
         self.last_offset = Offset(h.last_offset());
         self.max_timestamp = self.max_timestamp.max(h.max_timestamp);
         self.record_count += h.record_count as u64;

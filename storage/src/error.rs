@@ -64,6 +64,9 @@ pub enum LogError {
         offset: Offset,
         reason: &'static str,
     },
+    /// A prepared append is outstanding: finish it before changing the active segment.
+    #[error("{partition}: an append is in progress")]
+    AppendInProgress { partition: String },
     /// The configuration does not make sense.
     #[error("{partition}: invalid log config: {reason}")]
     InvalidConfig { partition: String, reason: String },

@@ -21,6 +21,8 @@
 //! - [`log`](crate::PartitionLog): the log type, its offsets, `open` and recovery;
 //!   `append.rs` (leader/follower appends, rolls), `read.rs` (zero-copy reads with the file
 //!   range they lie in, for `sendfile`; timestamp lookup), `maintain.rs` (truncation, retention, flush, close).
+//! - `prepared.rs`: leader appends in three steps (prepare and finish under the caller's
+//!   lock, the `pwritev` between them without it), so reads go on while a write waits.
 //! - `active.rs`: the active segment (file, map, index builder). Appends `pwritev` into the
 //!   mapped file (measured: storing through the map was 3-7x slower here, see there); no
 //!   blocks are allocated ahead (see there why).
@@ -46,6 +48,7 @@ mod index;
 mod log;
 mod maintain;
 mod mmap;
+mod prepared;
 mod read;
 mod segment;
 mod trash;
@@ -55,5 +58,6 @@ pub use config::LogConfig;
 pub use error::LogError;
 pub use log::{AppendInfo, LogRead, PartitionLog, TimestampOffset};
 pub use maintain::PendingSync;
+pub use prepared::PreparedAppend;
 pub use read::FileRange;
 pub use trash::Trash;

@@ -79,6 +79,8 @@ pub struct PartitionLog {
     pub(crate) last_flush_ms: Option<i64>,
     /// Segments retention took out, until [`PartitionLog::take_trash`].
     pub(crate) trash: Trash,
+    /// A prepared append holds room at the end of the active segment (`prepared.rs`).
+    pub(crate) reserved: bool,
 }
 
 impl PartitionLog {
@@ -165,6 +167,7 @@ impl PartitionLog {
             unflushed_records: 0,
             last_flush_ms: None,
             trash: Trash::default(),
+            reserved: false,
         })
     }
 

@@ -16,6 +16,7 @@ impl PartitionLog {
     /// falls inside a batch, that whole batch goes. Below the log start this is
     /// [`PartitionLog::truncate_fully_and_start_at`]; at or past the log end, nothing.
     pub fn truncate_to(&mut self, offset: Offset) -> Result<(), LogError> {
+        self.check_no_append_in_progress()?;
         self.check_not_negative(offset)?;
         if offset.0 >= self.log_end_offset().0 {
             return Ok(());
@@ -148,6 +149,7 @@ impl PartitionLog {
     /// Empties the log and restarts it at `offset` (a follower far behind the leader's log
     /// start). Clears the leader-epoch cache.
     pub fn truncate_fully_and_start_at(&mut self, offset: Offset) -> Result<(), LogError> {
+        self.check_no_append_in_progress()?;
         self.check_not_negative(offset)?;
         let bases: Vec<i64> = self.segments.keys().copied().collect();
         for b in bases {
@@ -330,6 +332,7 @@ impl PartitionLog {
     /// Flushes, seals and trims the active segment and writes the clean-shutdown marker, so
     /// the next `open` skips recovery.
     pub fn close(mut self) -> Result<(), LogError> {
+        self.check_no_append_in_progress()?;
         self.flush()?;
         let dir = self.dir.clone();
         let size = self.active_meta().size;

@@ -102,6 +102,34 @@ impl Model {
         self.segments.last_mut().unwrap().batches.push(b);
     }
 
+    /// A leader's request goes whole into one segment, rolled first if it does not fit
+    /// (as Kafka's); one larger than a segment starts a segment and goes batch by batch.
+    fn append_request(&mut self, batches: Vec<Vec<u8>>) {
+        let total: u64 = batches.iter().map(|b| b.len() as u64).sum();
+        let last = self.segments.last().unwrap();
+        if last.size() > 0 && last.size() + total > SEGMENT_BYTES {
+            let base = self.end();
+            self.segments.push(Segment {
+                base,
+                batches: vec![],
+            });
+        }
+        for bytes in batches {
+            if total > SEGMENT_BYTES {
+                self.append(bytes);
+            } else {
+                let next = gregor_storage::BatchHeader::parse(&bytes)
+                    .unwrap()
+                    .next_offset();
+                self.segments
+                    .last_mut()
+                    .unwrap()
+                    .batches
+                    .push(Batch { next, bytes });
+            }
+        }
+    }
+
     fn read(&self, from: i64, max_bytes: usize, upper: i64) -> Option<Vec<Vec<u8>>> {
         let end = self.end();
         if from < self.start || from > end {
@@ -214,11 +242,13 @@ fn run(ops: Vec<Op>) {
                 assert_eq!(info.first_offset, first);
                 // The log stores each batch with the offsets and epoch it assigned.
                 let mut next = first.0;
+                let mut stored = Vec::new();
                 for (_, mut b) in split(&buf) {
                     patch(&mut b, next, epoch.0);
                     next = BatchHeader::parse(&b).unwrap().next_offset();
-                    model.append(b);
+                    stored.push(b);
                 }
+                model.append_request(stored);
             }
             Op::Follower { count, len, skew } => {
                 tag = tag.wrapping_add(1);

@@ -1,12 +1,16 @@
 //! One partition this broker holds a replica of: its log, its role (leader or follower)
 //! at a leader epoch, and the leader's replication state.
 //!
-//! All operations take the partition's lock briefly; log appends and reads are memory
-//! copies into and out of mapped segments, so the lock is never held across an await.
-//! Every release of the lock publishes the partition's positions (role, leader epoch, log
-//! start and end, high watermark) into a second, tiny lock, so that the waiters that
-//! re-check them on every append or follower fetch ([`Partition::leader_positions`]) never
-//! wait behind an append's copy into the page cache.
+//! All operations take the partition's lock briefly, never across an await. Changes to the
+//! log (appends, truncation, rolls, role changes) also take a writer lock first, one at a
+//! time; a leader append holds the partition's lock only to prepare and to finish, and
+//! writes its bytes into the page cache between the two without it (storage's
+//! `prepared.rs`). That write is the step that can wait for the disk (up to a second under
+//! heavy writeback), and meanwhile follower fetches move the high watermark and consumers
+//! read, as in Kafka, where reads do not take the log's lock. Every release of the lock
+//! publishes the partition's positions (role, leader epoch, log start and end, high
+//! watermark) into a third, tiny lock, so that the waiters that re-check them on every
+//! append or follower fetch ([`Partition::leader_positions`]) never wait at all.
 
 use super::log_config::{log_config, max_message_bytes};
 use super::replica::LeaderReplicaState;
@@ -103,6 +107,8 @@ pub struct Partition {
     pub topic_id: TopicId,
     self_id: BrokerId,
     inner: Mutex<Inner>,
+    /// Held by whoever changes the log, before `inner` (see the module docs).
+    writer: Mutex<()>,
     /// The positions as of the last release of `inner`.
     published: Mutex<Published>,
 }
@@ -151,6 +157,8 @@ impl Published {
 struct Locked<'a> {
     guard: MutexGuard<'a, Inner>,
     published: &'a Mutex<Published>,
+    /// The writer lock, when this change of the log took it (released after `guard`).
+    _writer: Option<MutexGuard<'a, ()>>,
 }
 
 impl Deref for Locked<'_> {
@@ -271,6 +279,7 @@ impl Partition {
             topic_id: state.topic_id,
             self_id,
             inner: Mutex::new(inner),
+            writer: Mutex::new(()),
             published: Mutex::new(published),
         };
         p.apply_state(state, configs, now_ms);
@@ -285,7 +294,7 @@ impl Partition {
         configs: &TopicConfigs,
         now_ms: i64,
     ) -> Option<String> {
-        let mut g = self.lock();
+        let mut g = self.lock_to_change();
         let inner = &mut *g;
         inner.max_message_bytes = max_message_bytes(configs);
         if let Some(log) = inner.log.as_mut() {
@@ -342,10 +351,22 @@ impl Partition {
         }
     }
 
+    /// The partition's lock, for reads and for changes of the replication state only.
     fn lock(&self) -> Locked<'_> {
         Locked {
             guard: unpoisoned(&self.inner),
             published: &self.published,
+            _writer: None,
+        }
+    }
+
+    /// The writer lock, then the partition's lock: for changes of the log or the role.
+    fn lock_to_change(&self) -> Locked<'_> {
+        let writer = unpoisoned(&self.writer);
+        Locked {
+            guard: unpoisoned(&self.inner),
+            published: &self.published,
+            _writer: Some(writer),
         }
     }
 
@@ -364,24 +385,43 @@ impl Partition {
         }
     }
 
-    /// Appends a producer's record batches as leader (offsets are assigned in place).
+    /// Appends a producer's record batches as leader (offsets are assigned in place). The
+    /// bytes are written without the partition's lock (see the module docs).
     pub fn append_as_leader(
         &self,
         records: &[u8],
         now_ms: i64,
     ) -> Result<Appended, PartitionError> {
-        let mut g = self.lock();
-        let max = g.max_message_bytes;
-        let epoch = g.leader_epoch;
-        let (log, rs) = self.leader_check(&mut g, -1)?;
-        if records.len() > max {
-            return Err(PartitionError::MessageTooLarge {
-                tp: self.tp.clone(),
-                size: records.len(),
-                max,
-            });
-        }
-        let info = log.append(records, epoch, now_ms)?;
+        let writer = unpoisoned(&self.writer);
+        let prepared = {
+            let mut g = self.lock();
+            let max = g.max_message_bytes;
+            let epoch = g.leader_epoch;
+            let (log, _) = self.leader_check(&mut g, -1)?;
+            if records.len() > max {
+                return Err(PartitionError::MessageTooLarge {
+                    tp: self.tp.clone(),
+                    size: records.len(),
+                    max,
+                });
+            }
+            log.prepare_append(records, epoch, now_ms)?
+        };
+        let written = prepared.write(records);
+        let mut g = Locked {
+            guard: unpoisoned(&self.inner),
+            published: &self.published,
+            _writer: Some(writer),
+        };
+        // Holding the writer lock, nothing else changed the log or the role meanwhile.
+        let inner = &mut *g;
+        let Some(log) = inner.log.as_mut() else {
+            return Err(PartitionError::Removed(self.tp.clone()));
+        };
+        let info = log.finish_append(prepared, written, now_ms)?;
+        let Role::Leader(rs) = &mut inner.role else {
+            return Err(PartitionError::NotLeader(self.tp.clone()));
+        };
         let moved = rs.on_leader_append(log.log_end_offset()).is_some();
         Ok(Appended {
             first_offset: info.first_offset,
@@ -499,7 +539,7 @@ impl Partition {
         current_leader_epoch: i32,
         offset: Offset,
     ) -> Result<Offset, PartitionError> {
-        let mut g = self.lock();
+        let mut g = self.lock_to_change();
         let (log, rs) = self.leader_check(&mut g, current_leader_epoch)?;
         let hw = rs.high_watermark();
         if offset > hw {
@@ -516,7 +556,7 @@ impl Partition {
 
     /// Flushes and closes the log (broker shutdown).
     pub fn close(&self) {
-        if let Some(log) = self.lock().log.take() {
+        if let Some(log) = self.lock_to_change().log.take() {
             if let Err(e) = log.close() {
                 tracing::warn!("{}: closing the log failed: {e}", self.tp);
             }
@@ -525,7 +565,7 @@ impl Partition {
 
     /// Deletes the log (topic removed or replica moved away).
     pub fn delete(&self) {
-        if let Some(log) = self.lock().log.take() {
+        if let Some(log) = self.lock_to_change().log.take() {
             if let Err(e) = log.delete() {
                 tracing::warn!("{}: deleting the log failed: {e}", self.tp);
             }
@@ -539,7 +579,7 @@ impl Partition {
     /// fetches of this partition go on meanwhile.
     pub fn tick(&self, now_ms: i64) {
         let (pending, trash) = {
-            let mut g = self.lock();
+            let mut g = self.lock_to_change();
             let Some(log) = g.log.as_mut() else { return };
             if let Err(e) = log
                 .tick_except_sync(now_ms)
@@ -641,7 +681,7 @@ impl Partition {
         leader_epoch: LeaderEpoch,
         offset: Offset,
     ) -> Result<(), PartitionError> {
-        let mut g = self.lock();
+        let mut g = self.lock_to_change();
         let (log, hw) = self.follower_check(&mut g, leader_epoch)?;
         log.truncate_to(offset)?;
         *hw = (*hw).min(log.log_end_offset());
@@ -654,7 +694,7 @@ impl Partition {
         leader_epoch: LeaderEpoch,
         offset: Offset,
     ) -> Result<(), PartitionError> {
-        let mut g = self.lock();
+        let mut g = self.lock_to_change();
         let (log, hw) = self.follower_check(&mut g, leader_epoch)?;
         log.truncate_fully_and_start_at(offset)?;
         *hw = offset;
@@ -672,7 +712,7 @@ impl Partition {
         fetched: FollowerFetch<'_>,
         now_ms: i64,
     ) -> Result<Offset, PartitionError> {
-        let mut g = self.lock();
+        let mut g = self.lock_to_change();
         let (log, hw) = self.follower_check(&mut g, leader_epoch)?;
         if !fetched.records.is_empty() {
             log.append_as_follower(fetched.records, now_ms)?;
@@ -750,4 +790,79 @@ fn first_record_at(found: &TimestampOffset, timestamp: i64, log_start: Offset) -
         .iter()
         .find(|r| r.offset >= log_start.0 && r.timestamp >= timestamp)
         .map_or(batch_answer, |r| (Offset(r.offset), r.timestamp))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+    use storage::batch::build_test_batch;
+    use storage::LogConfig;
+
+    const B1: BrokerId = BrokerId(1);
+    const B2: BrokerId = BrokerId(2);
+
+    fn leader(dir: &std::path::Path) -> Partition {
+        let state = PartitionState {
+            topic_id: TopicId(uuid::Uuid::nil()),
+            partition: protocol::ids::PartitionIndex(0),
+            replicas: vec![B1, B2],
+            isr: vec![B1, B2],
+            leader: Some(B1),
+            leader_epoch: LeaderEpoch(0),
+            partition_epoch: PartitionEpoch(0),
+        };
+        let log = PartitionLog::open(dir, "t-0", LogConfig::default()).unwrap();
+        let tp = TopicPartition::new("t", 0);
+        Partition::new(B1, tp, log, &state, &TopicConfigs::new(), 0)
+    }
+
+    #[test]
+    fn fetches_move_the_high_watermark_while_an_append_holds_the_writer_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = std::sync::Arc::new(leader(dir.path()));
+        let batch = build_test_batch(0, 0, 4, 1_000, b"abcd");
+        p.append_as_leader(&batch, 1_000).unwrap();
+
+        // An append in its write (waiting for the disk) holds the writer lock.
+        let writing = p.writer.lock().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let follower = {
+            let (p, tx) = (p.clone(), tx.clone());
+            std::thread::spawn(move || {
+                let r = p.read(Reader::Follower(B2), 0, 4, 1 << 20, 2_000).unwrap();
+                tx.send(("fetch", r.high_watermark)).unwrap();
+            })
+        };
+        let got = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the fetch waited");
+        assert_eq!(
+            got,
+            ("fetch", Offset(4)),
+            "the follower's fetch moved the HW"
+        );
+        let consumer = p.read(Reader::Consumer, 0, 0, 1 << 20, 2_000).unwrap();
+        assert_eq!(consumer.records.len(), batch.len());
+
+        // Another append waits for the writer lock.
+        let producer = {
+            let p = p.clone();
+            std::thread::spawn(move || {
+                let b = build_test_batch(0, 0, 2, 1_000, b"ef");
+                let a = p.append_as_leader(&b, 3_000).unwrap();
+                tx.send(("append", a.last_offset)).unwrap();
+            })
+        };
+        assert!(rx.recv_timeout(Duration::from_millis(200)).is_err());
+        drop(writing);
+        let got = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the append finished");
+        assert_eq!(got, ("append", Offset(5)));
+        follower.join().unwrap();
+        producer.join().unwrap();
+        assert_eq!(p.leader_positions(-1).unwrap().log_end_offset, Offset(6));
+    }
 }
