@@ -1,14 +1,14 @@
 //! `gregor-storage`: the partition log — Kafka record batches (magic 2) stored byte for byte
 //! in mmap-backed segment files, with sparse indexes, recovery, retention, truncation and
 //! the leader-epoch checkpoint. No networking; the broker keeps each [`PartitionLog`] in a
-//! `Mutex` and calls it from its request handlers.
+//! `Mutex` and calls it from its request handlers, writing a leader append's bytes without
+//! the lock ([`PreparedAppend`]).
 //!
 //! A partition directory (`<data>/<topic>-<partition>/`) holds:
 //!
 //! ```text
 //! 00000000000000000000.log        record batches; the last segment is the active one,
-//! 00000000000000000000.index      sized to segment.bytes as a sparse file (blocks allocated
-//!                                 8 MiB ahead of the data) and mapped rw;
+//! 00000000000000000000.index      sized to segment.bytes as a sparse file and mapped rw;
 //! 00000000000000000000.timeindex  older ones are trimmed and mapped read-only on demand
 //! 00000000000000004711.log ...
 //! leader-epoch-checkpoint         (epoch, start offset) pairs
