@@ -74,6 +74,7 @@ impl Cluster {
                 .arg("--data-dir")
                 .arg(dir.path().join(format!("c{}", i + 1)))
                 .args(["--cluster-id", CLUSTER_ID])
+                .env("RUST_LOG", "info")
                 .stdout(Stdio::null())
                 .stderr(log)
                 .spawn()
@@ -128,6 +129,20 @@ impl Cluster {
             .unwrap_or_default()
     }
 
+    /// The last lines of each controller's log (for failure messages).
+    pub fn controller_logs(&self) -> String {
+        (1..=self.controllers.len())
+            .map(|i| {
+                let path = self.dir.path().join(format!("controller-{i}.log"));
+                let text = std::fs::read_to_string(path).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                let tail = lines[lines.len().saturating_sub(30)..].join("\n");
+                format!("controller {i} log (last 30 lines):\n{tail}")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// Waits until broker 1's metadata lists `n` live brokers.
     pub fn wait_for_brokers(&self, n: usize) {
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -143,8 +158,9 @@ impl Cluster {
             }
             assert!(
                 Instant::now() < deadline,
-                "brokers did not come up; broker 1 log:\n{}",
-                self.broker_log(1)
+                "brokers did not come up; broker 1 log:\n{}\n{}",
+                self.broker_log(1),
+                self.controller_logs()
             );
             std::thread::sleep(Duration::from_millis(100));
         }
