@@ -173,11 +173,19 @@ pub async fn run(
     let server = tokio::spawn(server::serve(listener, node));
     let watcher = tokio::spawn(log_leadership(raft.clone()));
 
+    // A stop asked for while the quorum is still being initialized (a slow disk) is
+    // honoured at once.
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut stopping = false;
     if config.node_id == *voters.keys().next().expect("validated voters") {
-        initialize(&raft, &voters).await?;
+        tokio::select! {
+            r = initialize(&raft, &voters) => r?,
+            () = &mut shutdown => stopping = true,
+        }
     }
-
-    shutdown.await;
+    if !stopping {
+        shutdown.await;
+    }
     tracing::info!(node_id = config.node_id, "controller shutting down");
     server.abort();
     controller.abort();

@@ -8,6 +8,7 @@
 //!   peers ◄── Network (ControlRequest::Raft over framed TCP) ──► server::handle_raft
 //! ```
 
+pub mod disk;
 pub mod frame_file;
 pub mod log_store;
 pub mod network;
