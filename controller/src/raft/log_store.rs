@@ -210,7 +210,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError> {
         let payload = encode_value(vote).map_err(|e| StorageIOError::write_vote(&e))?;
-        super::disk::blocking(|| self.vote_file.save(&payload))
+        super::disk::blocking("vote", || self.vote_file.save(&payload))
             .map_err(|e| StorageIOError::write_vote(&e))?;
         self.vote = Some(*vote);
         Ok(())
@@ -230,7 +230,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let ops: Vec<LogOp> = entries.into_iter().map(LogOp::Append).collect();
-        if let Err(e) = super::disk::blocking(|| self.write_ops(&ops)) {
+        if let Err(e) = super::disk::blocking("log", || self.write_ops(&ops)) {
             let err = StorageIOError::write_logs(&e);
             callback.log_io_completed(Err(e));
             return Err(err.into());
@@ -246,7 +246,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
         let op = LogOp::TruncateFrom(log_id.index);
-        super::disk::blocking(|| self.write_ops(std::slice::from_ref(&op)))
+        super::disk::blocking("log", || self.write_ops(std::slice::from_ref(&op)))
             .map_err(|e| StorageIOError::write_logs(&e))?;
         self.data().apply(op);
         Ok(())
@@ -254,7 +254,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         self.data().apply(LogOp::PurgedUpTo(log_id));
-        super::disk::blocking(|| self.compact()).map_err(|e| StorageIOError::write_logs(&e))?;
+        super::disk::blocking("log", || self.compact())
+            .map_err(|e| StorageIOError::write_logs(&e))?;
         Ok(())
     }
 }

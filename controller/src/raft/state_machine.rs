@@ -112,7 +112,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             meta: meta.clone(),
             data,
         };
-        super::disk::blocking(|| write_snapshot(&self.snapshot_path, &stored))
+        super::disk::blocking("snapshot", || write_snapshot(&self.snapshot_path, &stored))
             .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
         tracing::info!(offset = self.image.offset.0, "wrote metadata snapshot");
         Ok(Snapshot {
@@ -180,7 +180,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             meta: meta.clone(),
             data,
         };
-        super::disk::blocking(|| write_snapshot(&self.snapshot_path, &stored))
+        super::disk::blocking("snapshot", || write_snapshot(&self.snapshot_path, &stored))
             .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
         tracing::info!(
             offset = image.offset.0,
