@@ -109,20 +109,26 @@ impl PartitionLog {
         self.check_no_append_in_progress()?;
         let len = header.total_len();
         self.maybe_roll(len, header.last_offset(), now_ms)?;
-        let interval = self.config.index_interval_bytes;
-        let active_base = self.active.base;
         let pos = self.active_meta().size;
         self.active.write(pos, parts)?;
-        let rel = (header.base_offset - active_base) as u32;
+        self.note_batch(pos, header, now_ms);
+        Ok(())
+    }
+
+    /// Indexes a batch written at `pos` of the active segment and moves the segment's end,
+    /// size and timestamps past it (making it readable is the caller's part).
+    pub(crate) fn note_batch(&mut self, pos: u32, header: &BatchHeader, now_ms: i64) {
+        let len = header.total_len() as u32;
+        let rel = (header.base_offset - self.active.base) as u32;
+        let interval = self.config.index_interval_bytes;
         self.active
             .builder
-            .on_batch(rel, pos, len as u32, header.max_timestamp, interval);
+            .on_batch(rel, pos, len, header.max_timestamp, interval);
         let meta = self.active_meta_mut();
-        meta.size = pos + len as u32;
+        meta.size = pos + len;
         meta.next_offset = header.next_offset();
         meta.max_timestamp = meta.max_timestamp.max(header.max_timestamp);
         meta.created_ms.get_or_insert(now_ms);
-        Ok(())
     }
 
     pub(crate) fn maybe_roll(

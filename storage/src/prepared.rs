@@ -14,7 +14,6 @@
 //! serializes its writers and finishes each prepared append.
 
 use std::fs::File;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use protocol::ids::LeaderEpoch;
@@ -39,7 +38,6 @@ struct PreparedBatch {
 #[must_use = "a prepared append must be finished with PartitionLog::finish_append"]
 pub struct PreparedAppend {
     file: Arc<File>,
-    path: PathBuf,
     segment_base: i64,
     pos: u32,
     batches: Vec<PreparedBatch>,
@@ -56,7 +54,7 @@ impl PreparedAppend {
 
     /// Writes the batches into the reserved room with one `pwritev`. `batches` must be the
     /// bytes given to [`PartitionLog::prepare_append`].
-    pub fn write(&self, batches: &[u8]) -> Result<(), LogError> {
+    pub fn write(&self, batches: &[u8]) -> std::io::Result<()> {
         if self.done {
             return Ok(());
         }
@@ -66,7 +64,7 @@ impl PreparedAppend {
             parts.push(&b.prefix);
             parts.push(&bytes[PATCHED_PREFIX..]);
         }
-        write_all_at(&self.file, u64::from(self.pos), &parts).map_err(LogError::io(&self.path))
+        write_all_at(&self.file, u64::from(self.pos), &parts)
     }
 }
 
@@ -135,7 +133,6 @@ impl PartitionLog {
         }
         Ok(PreparedAppend {
             file: self.active.file.clone(),
-            path: crate::segment::log_path(&self.dir, self.active.base),
             segment_base: self.active.base,
             pos,
             batches: prepared,
@@ -146,11 +143,12 @@ impl PartitionLog {
 
     /// The last step of a leader append: given how its [`PreparedAppend::write`] went,
     /// indexes the batches and makes them readable, or (the write failed) leaves the log
-    /// as it was and returns that error. Either way the reservation ends.
+    /// as it was and returns that error, naming the segment file. Either way the
+    /// reservation ends.
     pub fn finish_append(
         &mut self,
         prepared: PreparedAppend,
-        written: Result<(), LogError>,
+        written: std::io::Result<()>,
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
         if prepared.done {
@@ -164,23 +162,16 @@ impl PartitionLog {
             self.name
         );
         self.reserved = false;
-        written?;
-        let interval = self.config.index_interval_bytes;
+        written.map_err(|source| LogError::Io {
+            path: crate::segment::log_path(&self.dir, self.active.base),
+            source,
+        })?;
         let mut pos = prepared.pos;
         for b in &prepared.batches {
-            let len = b.header.total_len() as u32;
-            let rel = (b.header.base_offset - prepared.segment_base) as u32;
-            self.active
-                .builder
-                .on_batch(rel, pos, len, b.header.max_timestamp, interval);
-            pos += len;
+            self.note_batch(pos, &b.header, now_ms);
+            pos += b.header.total_len() as u32;
         }
         self.active.map.publish(pos as usize);
-        let meta = self.active_meta_mut();
-        meta.size = pos;
-        meta.next_offset = prepared.info.last_offset.0 + 1;
-        meta.max_timestamp = meta.max_timestamp.max(prepared.info.max_timestamp);
-        meta.created_ms.get_or_insert(now_ms);
         self.after_append(prepared.info.record_count)?;
         Ok(prepared.info)
     }

@@ -353,20 +353,20 @@ impl Partition {
 
     /// The partition's lock, for reads and for changes of the replication state only.
     fn lock(&self) -> Locked<'_> {
-        Locked {
-            guard: unpoisoned(&self.inner),
-            published: &self.published,
-            _writer: None,
-        }
+        self.lock_holding(None)
     }
 
     /// The writer lock, then the partition's lock: for changes of the log or the role.
     fn lock_to_change(&self) -> Locked<'_> {
-        let writer = unpoisoned(&self.writer);
+        self.lock_holding(Some(unpoisoned(&self.writer)))
+    }
+
+    /// The partition's lock, keeping `writer` (taken before it) until it is released.
+    fn lock_holding<'a>(&'a self, writer: Option<MutexGuard<'a, ()>>) -> Locked<'a> {
         Locked {
             guard: unpoisoned(&self.inner),
             published: &self.published,
-            _writer: Some(writer),
+            _writer: writer,
         }
     }
 
@@ -408,11 +408,7 @@ impl Partition {
             log.prepare_append(records, epoch, now_ms)?
         };
         let written = prepared.write(records);
-        let mut g = Locked {
-            guard: unpoisoned(&self.inner),
-            published: &self.published,
-            _writer: Some(writer),
-        };
+        let mut g = self.lock_holding(Some(writer));
         // Holding the writer lock, nothing else changed the log or the role meanwhile.
         let inner = &mut *g;
         let Some(log) = inner.log.as_mut() else {
