@@ -92,13 +92,24 @@ impl Active {
     /// full disk into an `Io` error instead of a `SIGBUS` on a store. The write lands at or
     /// after the readable length, where no view looks (see `mmap.rs`).
     pub(crate) fn write(&mut self, pos: u32, parts: &[&[u8]]) -> Result<(), LogError> {
+        let end = self.write_parts(pos, parts)?;
+        self.map.publish(end);
+        Ok(())
+    }
+
+    /// Writes `bytes` at `pos` without making them readable: the caller indexes what it
+    /// wrote first and then publishes the end.
+    pub(crate) fn write_unpublished(&mut self, pos: u32, bytes: &[u8]) -> Result<(), LogError> {
+        self.write_parts(pos, &[bytes]).map(|_| ())
+    }
+
+    fn write_parts(&mut self, pos: u32, parts: &[&[u8]]) -> Result<usize, LogError> {
         let pos = pos as usize;
         let len: usize = parts.iter().map(|p| p.len()).sum();
         let end = pos + len;
         assert!(pos >= self.map.readable() && end <= self.map.len());
         write_all_at(&self.file, pos as u64, parts).map_err(LogError::io(&self.path))?;
-        self.map.publish(end);
-        Ok(())
+        Ok(end)
     }
 
     /// Stops being active: seals and saves the indexes and trims the file to `size`.

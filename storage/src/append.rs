@@ -29,6 +29,8 @@ impl PartitionLog {
 
     /// Follower append: the batches keep the leader's offsets and epochs. The first must
     /// start at the log end and each must follow the previous one, or nothing is written.
+    /// Like a leader's request, the batches go whole into one segment (rolled first if
+    /// they do not fit) with one write; more than a segment holds goes batch by batch.
     pub fn append_as_follower(
         &mut self,
         batches: &[u8],
@@ -55,13 +57,39 @@ impl PartitionLog {
             expected = h.next_offset();
         }
         let mut info = AppendInfo::empty(log_end);
-        for (pos, header) in headers {
+        let (Some((first, _)), Some((last, last_header))) = (headers.first(), headers.last())
+        else {
+            return Ok(info);
+        };
+        let (start, end) = (*first, last + last_header.total_len());
+        self.check_no_append_in_progress()?;
+        self.maybe_roll(end - start, last_header.last_offset(), now_ms)?;
+        let limit = (self.config.segment_bytes as usize).min(self.active.capacity());
+        for (_, header) in &headers {
             self.epochs.assign(
                 LeaderEpoch(header.partition_leader_epoch),
                 Offset(header.base_offset),
             )?;
-            self.append_batch(&[&batches[pos..pos + header.total_len()]], &header, now_ms)?;
-            info.add(&header);
+        }
+        let pos = self.active_meta().size;
+        if pos as usize + (end - start) <= limit {
+            // The usual case: the batches arrived back to back and go into the active
+            // segment back to back, with one write (a fetch reply holds a batch per
+            // leader request, so one write per batch cost a syscall each).
+            self.active.write_unpublished(pos, &batches[start..end])?;
+            let mut at = pos;
+            for (_, header) in &headers {
+                self.note_batch(at, header, now_ms);
+                at += header.total_len() as u32;
+                info.add(header);
+            }
+            self.active.map.publish(at as usize);
+        } else {
+            // More than a segment holds: batch by batch, rolling on the way.
+            for (pos, header) in &headers {
+                self.append_batch(&[&batches[*pos..pos + header.total_len()]], header, now_ms)?;
+                info.add(header);
+            }
         }
         self.after_append(info.record_count)?;
         Ok(info)

@@ -18,9 +18,10 @@ enum Op {
         batches: Vec<(i32, usize)>,
         new_epoch: bool,
     },
+    /// A follower's fetched batches (count, value length each), back to back from the
+    /// log end moved by `skew`.
     Follower {
-        count: i32,
-        len: usize,
+        batches: Vec<(i32, usize)>,
         skew: i64,
     },
     Read {
@@ -43,8 +44,11 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => (prop::collection::vec((1i32..4, 0usize..120), 1..3), any::<bool>())
             .prop_map(|(batches, new_epoch)| Op::Append { batches, new_epoch }),
-        2 => (1i32..4, 0usize..60, prop_oneof![4 => Just(0i64), 1 => -2i64..3])
-            .prop_map(|(count, len, skew)| Op::Follower { count, len, skew }),
+        2 => (
+            proptest::collection::vec((1i32..4, 0usize..60), 1..4),
+            prop_oneof![4 => Just(0i64), 1 => -2i64..3]
+        )
+            .prop_map(|(batches, skew)| Op::Follower { batches, skew }),
         6 => (-2i64..60, 0usize..600, -2i64..70)
             .prop_map(|(from, max_bytes, upper)| Op::Read { from, max_bytes, upper }),
         1 => (-3i64..60).prop_map(|to| Op::Truncate { to }),
@@ -250,12 +254,19 @@ fn run(ops: Vec<Op>) {
                 }
                 model.append_request(stored);
             }
-            Op::Follower { count, len, skew } => {
-                tag = tag.wrapping_add(1);
-                let base = model.end() + skew;
-                let b = build_test_batch(base, epoch.0, count, 0, &vec![tag; len]);
-                match (skew, l.append_as_follower(&b, 0)) {
-                    (0, Ok(_)) => model.append(b),
+            Op::Follower { batches, skew } => {
+                let mut base = model.end() + skew;
+                let mut fetched = Vec::new();
+                for (count, len) in batches {
+                    tag = tag.wrapping_add(1);
+                    let b = build_test_batch(base, epoch.0, count, 0, &vec![tag; len]);
+                    base = BatchHeader::parse(&b).unwrap().next_offset();
+                    fetched.push(b);
+                }
+                // What a fetch reply holds goes in as a leader's request does: whole into
+                // one segment.
+                match (skew, l.append_as_follower(&fetched.concat(), 0)) {
+                    (0, Ok(_)) => model.append_request(fetched),
                     (s, Err(LogError::FollowerGap { .. })) if s > 0 => {}
                     (s, Err(LogError::FollowerOverlap { .. })) if s < 0 => {}
                     (s, other) => panic!("skew {s}: {other:?}"),
