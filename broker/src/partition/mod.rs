@@ -135,21 +135,26 @@ impl PartitionManager {
                 }
             }
         }
-        let mut map = self.partitions.write().unwrap_or_else(|p| p.into_inner());
-        // Replicas no longer assigned here (topic removed, recreated, or moved).
-        let gone: Vec<TopicPartition> = map
-            .iter()
-            .filter(|(tp, p)| wanted.get(*tp).is_none_or(|(t, _)| t.id != p.topic_id))
-            .map(|(tp, _)| tp.clone())
-            .collect();
-        for tp in gone {
-            if let Some(p) = map.remove(&tp) {
-                tracing::info!(
-                    "{tp}: replica removed (topic deleted or reassigned); deleting its log"
-                );
-                p.delete();
-            }
+        // Replicas no longer assigned here (topic removed, recreated, or moved) leave the map
+        // first and are deleted without its lock: a deletion waits for an append in progress
+        // and for the disk, and every request looks its partition up in the map. A recreated
+        // topic's new log opens in the same directory, so only after the old one is gone.
+        let gone: Vec<(TopicPartition, Arc<Partition>)> = {
+            let mut map = self.partitions.write().unwrap_or_else(|p| p.into_inner());
+            let gone: Vec<TopicPartition> = map
+                .iter()
+                .filter(|(tp, p)| wanted.get(*tp).is_none_or(|(t, _)| t.id != p.topic_id))
+                .map(|(tp, _)| tp.clone())
+                .collect();
+            gone.into_iter()
+                .filter_map(|tp| map.remove(&tp).map(|p| (tp, p)))
+                .collect()
+        };
+        for (tp, p) in gone {
+            tracing::info!("{tp}: replica removed (topic deleted or reassigned); deleting its log");
+            p.delete();
         }
+        let mut map = self.partitions.write().unwrap_or_else(|p| p.into_inner());
         for (tp, (topic, state)) in wanted {
             if let Some(p) = map.get(&tp) {
                 if let Some(change) = p.apply_state(state, &topic.configs, now_ms) {
@@ -300,6 +305,64 @@ mod tests {
         m.apply_image(&image("t", b, vec![me]), 0, true);
         assert_eq!(recorded_topic_id(&dir.path().join("t-0")), Some(b));
         assert_eq!(append(&m), Offset(2), "the new topic's log starts empty");
+    }
+
+    #[test]
+    fn deleting_a_replica_does_not_hold_up_the_other_partitions() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = BrokerId(1);
+        let (t, u) = (TopicId::random(), TopicId::random());
+        let mut both = image("t", t, vec![me]);
+        both.apply_batch(
+            MetadataOffset(2),
+            &[
+                MetadataRecord::Topic {
+                    name: "u".into(),
+                    topic_id: u,
+                },
+                MetadataRecord::Partition(PartitionState {
+                    topic_id: u,
+                    partition: PartitionIndex(0),
+                    isr: vec![me],
+                    leader: Some(me),
+                    replicas: vec![me],
+                    leader_epoch: LeaderEpoch(0),
+                    partition_epoch: PartitionEpoch(0),
+                }),
+            ],
+        );
+        let m = Arc::new(PartitionManager::new(me, dir.path().to_path_buf()));
+        m.apply_image(&both, 0, true);
+        // An append to t-0 in its write holds the writer lock, so t-0's deletion waits.
+        let t0 = m.get("t", 0).unwrap();
+        let writing = t0.hold_writer_lock();
+        let deleter = {
+            let m = m.clone();
+            let only_u = image("u", u, vec![me]);
+            std::thread::spawn(move || m.apply_image(&only_u, 0, true))
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let looker = {
+            let m = m.clone();
+            std::thread::spawn(move || {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+                while m.get("t", 0).is_some() && std::time::Instant::now() < deadline {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                let _ = tx.send(m.get("u", 0).is_some());
+            })
+        };
+        let other_reachable = rx.recv_timeout(std::time::Duration::from_secs(10));
+        drop(writing);
+        deleter.join().unwrap();
+        looker.join().unwrap();
+        assert_eq!(
+            other_reachable,
+            Ok(true),
+            "u-0 was reachable while t-0's deletion waited"
+        );
+        assert!(!dir.path().join("t-0").exists());
+        assert!(m.get("u", 0).is_some());
     }
 
     #[test]

@@ -568,6 +568,12 @@ impl Partition {
         }
     }
 
+    /// Holds the writer lock, as an append in its write does (tests).
+    #[cfg(test)]
+    pub(crate) fn hold_writer_lock(&self) -> MutexGuard<'_, ()> {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Periodic log housekeeping (segment rolls by time, retention, flushes).
     ///
     /// The fsync of a rolled segment and the deletion of segments retention took out run
