@@ -10,13 +10,12 @@
 //! filesystem mounted with online discard (`-o discard`, common on cloud disks) freeing a
 //! gigabyte segment at once sends the disk one discard of a gigabyte, and the appends'
 //! writeback queued behind it stalled produce requests for up to 1.3 s here. RocksDB's file
-//! deletion does the same for the same reason. A file is only shortened when no view of
-//! its map is left (views never see past the end of file); otherwise it is just removed,
-//! and the last view frees it.
+//! deletion does the same for the same reason. A file is only shortened when the process
+//! maps no part of it (`/proc/self/maps`; views never see past the end of file); otherwise
+//! it is just removed, and the last view frees it.
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::cache::CachedSegment;
@@ -77,17 +76,15 @@ impl Trash {
     }
 
     fn empty_in_steps(self, step: u64) -> Result<(), LogError> {
-        // A map this trash holds the only handle to goes now; with none left anywhere else,
-        // no view can see the files and they may be shortened.
-        let viewed = self
-            .maps
-            .into_iter()
-            .filter_map(|s| s.map)
-            .map(Arc::try_unwrap)
-            .filter(Result::is_err)
-            .count();
+        // The maps this trash holds go now. A map of the file elsewhere in the process (a
+        // view still being sent, or an older map of the segment the cache let go of while a
+        // view held it) shows in /proc/self/maps, and then the file is removed whole: cut
+        // under a map, its pages would fault (SIGBUS). No new map can appear, as the
+        // segment is no longer in its log.
+        drop(self.maps);
+        let mapped = mapped_files();
         for path in self.paths {
-            if viewed == 0 {
+            if is_unmapped(&path, mapped.as_deref()) {
                 shrink_in_steps(&path, step)?;
             }
             remove_if_present(&path)?;
@@ -99,6 +96,29 @@ impl Trash {
 /// Whether `name` is a file [`Trash`] renamed (left behind by a crash).
 pub(crate) fn is_deleted_name(name: &str) -> bool {
     name.ends_with(DELETED_SUFFIX)
+}
+
+/// The files this process maps (the path column of `/proc/self/maps`); `None` where it
+/// cannot be read.
+fn mapped_files() -> Option<Vec<String>> {
+    let maps = fs::read_to_string("/proc/self/maps").ok()?;
+    Some(
+        maps.lines()
+            .filter_map(|l| l.find(" /").map(|at| l[at + 1..].to_owned()))
+            .collect(),
+    )
+}
+
+/// Whether `path` is certainly not mapped: it resolves to a plain path that is not among
+/// `mapped` (a path the maps file would escape, or no maps file, counts as mapped).
+fn is_unmapped(path: &Path, mapped: Option<&[String]>) -> bool {
+    let (Some(mapped), Ok(full)) = (mapped, fs::canonicalize(path)) else {
+        return false;
+    };
+    match full.to_str() {
+        Some(full) if !full.contains(['\n', '\\']) => !mapped.iter().any(|m| m == full),
+        _ => false,
+    }
 }
 
 /// Shortens the file at `path` by `step` bytes at a time down to nothing, pausing after
@@ -141,6 +161,7 @@ mod tests {
     use super::*;
     use crate::index::SegmentIndex;
     use crate::mmap::Mapping;
+    use std::sync::Arc;
 
     fn file_of(dir: &Path, name: &str, len: usize) -> (PathBuf, Vec<u8>) {
         let path = dir.join(name);
@@ -159,6 +180,19 @@ mod tests {
     }
 
     #[test]
+    fn a_file_counts_as_mapped_exactly_while_a_map_of_it_lives() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, bytes) = file_of(dir.path(), "0.log.deleted", 64 * 1024);
+        assert!(is_unmapped(&path, mapped_files().as_deref()));
+        let file = Arc::new(fs::File::open(&path).unwrap());
+        let map = Mapping::map_read_only(file, bytes.len()).unwrap().unwrap();
+        assert!(!is_unmapped(&path, mapped_files().as_deref()));
+        drop(map);
+        assert!(is_unmapped(&path, mapped_files().as_deref()));
+        assert!(!is_unmapped(&path, None), "no maps file: counts as mapped");
+    }
+
+    #[test]
     fn a_segment_nobody_views_is_deleted_in_steps() {
         let dir = tempfile::tempdir().unwrap();
         let (path, _) = file_of(dir.path(), "0.log.deleted", 64 * 1024);
@@ -173,6 +207,25 @@ mod tests {
         };
         trash.empty_in_steps(4096).unwrap();
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_segment_viewed_through_a_map_the_trash_lacks_is_not_shortened() {
+        // The cache let the map go while a view held it: the trash has no map of the file,
+        // yet the view still reads its pages.
+        let dir = tempfile::tempdir().unwrap();
+        let (path, bytes) = file_of(dir.path(), "0.log.deleted", 64 * 1024);
+        let file = Arc::new(fs::File::open(&path).unwrap());
+        let map = Mapping::map_read_only(file, bytes.len()).unwrap().unwrap();
+        let view = map.bytes(0..bytes.len()).unwrap();
+        drop(map);
+        let trash = Trash {
+            paths: vec![path.clone()],
+            maps: vec![],
+        };
+        trash.empty_in_steps(4096).unwrap();
+        assert!(!path.exists());
+        assert_eq!(&view[..], &bytes[..]);
     }
 
     #[test]
