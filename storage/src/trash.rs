@@ -82,6 +82,9 @@ impl Trash {
         // under a map, its pages would fault (SIGBUS). No new map can appear, as the
         // segment is no longer in its log.
         drop(self.maps);
+        if self.paths.is_empty() {
+            return Ok(());
+        }
         let mapped = mapped_files();
         for path in self.paths {
             if is_unmapped(&path, mapped.as_deref()) {
@@ -179,42 +182,18 @@ mod tests {
         shrink_in_steps(&dir.path().join("gone"), 4096).unwrap();
     }
 
-    #[test]
-    fn a_file_counts_as_mapped_exactly_while_a_map_of_it_lives() {
-        let dir = tempfile::tempdir().unwrap();
-        let (path, bytes) = file_of(dir.path(), "0.log.deleted", 64 * 1024);
-        assert!(is_unmapped(&path, mapped_files().as_deref()));
+    /// A file of `len` bytes with a map of all of it.
+    fn mapped_file(dir: &Path, len: usize) -> (PathBuf, Vec<u8>, Arc<Mapping>) {
+        let (path, bytes) = file_of(dir, "0.log.deleted", len);
         let file = Arc::new(fs::File::open(&path).unwrap());
-        let map = Mapping::map_read_only(file, bytes.len()).unwrap().unwrap();
-        assert!(!is_unmapped(&path, mapped_files().as_deref()));
-        drop(map);
-        assert!(is_unmapped(&path, mapped_files().as_deref()));
-        assert!(!is_unmapped(&path, None), "no maps file: counts as mapped");
+        let map = Mapping::map_read_only(file, len).unwrap().unwrap();
+        (path, bytes, map)
     }
 
-    #[test]
-    fn a_segment_nobody_views_is_deleted_in_steps() {
-        let dir = tempfile::tempdir().unwrap();
-        let (path, _) = file_of(dir.path(), "0.log.deleted", 64 * 1024);
-        let file = Arc::new(fs::File::open(&path).unwrap());
-        let map = Mapping::map_read_only(file, 64 * 1024).unwrap();
-        let trash = Trash {
-            paths: vec![path.clone()],
-            maps: vec![CachedSegment {
-                map,
-                index: Arc::new(SegmentIndex::default()),
-            }],
-        };
-        trash.empty_in_steps(4096).unwrap();
-        assert!(!path.exists());
-    }
-
-    /// Empties a trash of `path` that holds `map` (or none) and checks that `view` still
-    /// reads `bytes`: had the file been shortened under a live map, the read would fault
-    /// (SIGBUS) instead.
-    fn empty_and_read_view(path: PathBuf, map: Option<Arc<Mapping>>, view: &[u8], bytes: &[u8]) {
-        let trash = Trash {
-            paths: vec![path.clone()],
+    /// A trash of `path`, holding `map` if given.
+    fn trash_of(path: &Path, map: Option<Arc<Mapping>>) -> Trash {
+        Trash {
+            paths: vec![path.to_owned()],
             maps: map
                 .into_iter()
                 .map(|m| CachedSegment {
@@ -222,8 +201,41 @@ mod tests {
                     index: Arc::new(SegmentIndex::default()),
                 })
                 .collect(),
-        };
-        trash.empty_in_steps(4096).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_file_counts_as_mapped_exactly_while_a_map_of_it_lives() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _) = file_of(dir.path(), "0.log.deleted", 64 * 1024);
+        assert!(is_unmapped(&path, mapped_files().as_deref()));
+        let (path, _, map) = mapped_file(dir.path(), 64 * 1024);
+        assert!(!is_unmapped(&path, mapped_files().as_deref()));
+        drop(map);
+        assert!(is_unmapped(&path, mapped_files().as_deref()));
+        assert!(!is_unmapped(&path, None), "no maps file: counts as mapped");
+    }
+
+    #[test]
+    fn a_segment_only_the_trash_maps_is_shortened_before_it_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _, map) = mapped_file(dir.path(), 10 * 4096 + 100);
+        // An open file (not a map) outlives the removal and shows what was left of it.
+        let open = fs::File::open(&path).unwrap();
+        trash_of(&path, Some(map)).empty_in_steps(4096).unwrap();
+        assert!(!path.exists());
+        assert_eq!(
+            open.metadata().unwrap().len(),
+            100,
+            "shortened in steps first"
+        );
+    }
+
+    /// Empties a trash of `path` that holds `map` (or none) and checks that `view` still
+    /// reads `bytes`: had the file been shortened under a live map, the read would fault
+    /// (SIGBUS) instead.
+    fn empty_and_read_view(path: PathBuf, map: Option<Arc<Mapping>>, view: &[u8], bytes: &[u8]) {
+        trash_of(&path, map).empty_in_steps(4096).unwrap();
         assert!(!path.exists());
         assert_eq!(view, bytes);
     }
@@ -232,9 +244,7 @@ mod tests {
     fn a_segment_viewed_through_a_map_the_trash_lacks_is_not_shortened() {
         // The cache let the map go while a view held it: the trash has no map of the file.
         let dir = tempfile::tempdir().unwrap();
-        let (path, bytes) = file_of(dir.path(), "0.log.deleted", 64 * 1024);
-        let file = Arc::new(fs::File::open(&path).unwrap());
-        let map = Mapping::map_read_only(file, bytes.len()).unwrap().unwrap();
+        let (path, bytes, map) = mapped_file(dir.path(), 64 * 1024);
         let view = map.bytes(0..bytes.len()).unwrap();
         drop(map);
         empty_and_read_view(path, None, &view, &bytes);
@@ -243,9 +253,7 @@ mod tests {
     #[test]
     fn a_viewed_segment_is_not_shortened_under_its_view() {
         let dir = tempfile::tempdir().unwrap();
-        let (path, bytes) = file_of(dir.path(), "0.log.deleted", 64 * 1024);
-        let file = Arc::new(fs::File::open(&path).unwrap());
-        let map = Mapping::map_read_only(file, bytes.len()).unwrap().unwrap();
+        let (path, bytes, map) = mapped_file(dir.path(), 64 * 1024);
         let view = map.bytes(0..bytes.len()).unwrap();
         empty_and_read_view(path, Some(map), &view, &bytes);
     }
