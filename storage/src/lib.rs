@@ -30,6 +30,8 @@
 //! - `index.rs`: the sparse offset and time indexes.
 //! - `cache.rs`: the bounded LRU of read-only maps of older segments.
 //! - `trash.rs`: segments retention took out, deleted without the log's lock.
+//! - `retire.rs`: whole log directories of deleted logs, renamed at once and deleted later
+//!   in steps.
 //! - `mmap.rs`: the only module with `unsafe` — maps with an immutable readable prefix and
 //!   `Bytes` views that keep their map alive.
 //! - `batch.rs`: v2 batch header parsing, validation (CRC-32C) and offset patching.
@@ -50,6 +52,7 @@ mod maintain;
 mod mmap;
 mod prepared;
 mod read;
+mod retire;
 mod segment;
 mod trash;
 
@@ -60,4 +63,5 @@ pub use log::{AppendInfo, LogRead, PartitionLog, TimestampOffset};
 pub use maintain::PendingSync;
 pub use prepared::PreparedAppend;
 pub use read::FileRange;
+pub use retire::{is_retired_dir_name, retire_dir, RetiredDir};
 pub use trash::Trash;

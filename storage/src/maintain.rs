@@ -9,6 +9,7 @@ use crate::active::Active;
 use crate::checkpoint;
 use crate::error::LogError;
 use crate::log::{PartitionLog, CLEAN_SHUTDOWN_FILE};
+use crate::retire::{retire_dir, RetiredDir};
 use crate::segment::{self, IndexBuilder, SegmentMeta};
 
 impl PartitionLog {
@@ -357,12 +358,18 @@ impl PartitionLog {
         checkpoint::sync_dir(&dir)
     }
 
-    /// Removes the whole log directory (the topic was deleted). Outstanding `Bytes` views
-    /// stay readable: unlinked files live on while mapped.
-    pub fn delete(self) -> Result<(), LogError> {
+    /// Closes the log and renames its directory out of the way (the topic was deleted); the
+    /// caller removes the returned directory where blocking is fine. Outstanding `Bytes`
+    /// views stay readable: a mapped file is never shortened, and lives on while mapped.
+    pub fn retire(self) -> Result<RetiredDir, LogError> {
         let dir = self.dir.clone();
         drop(self);
-        fs::remove_dir_all(&dir).map_err(LogError::io(&dir))
+        retire_dir(&dir)
+    }
+
+    /// Removes the whole log directory now (retires it, then removes it).
+    pub fn delete(self) -> Result<(), LogError> {
+        self.retire()?.remove()
     }
 }
 

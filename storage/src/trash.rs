@@ -103,7 +103,7 @@ pub(crate) fn is_deleted_name(name: &str) -> bool {
 
 /// The files this process maps (the path column of `/proc/self/maps`); `None` where it
 /// cannot be read.
-fn mapped_files() -> Option<Vec<String>> {
+pub(crate) fn mapped_files() -> Option<Vec<String>> {
     let maps = fs::read_to_string("/proc/self/maps").ok()?;
     Some(
         maps.lines()
@@ -114,7 +114,7 @@ fn mapped_files() -> Option<Vec<String>> {
 
 /// Whether `path` is certainly not mapped: it resolves to a plain path that is not among
 /// `mapped` (a path the maps file would escape, or no maps file, counts as mapped).
-fn is_unmapped(path: &Path, mapped: Option<&[String]>) -> bool {
+pub(crate) fn is_unmapped(path: &Path, mapped: Option<&[String]>) -> bool {
     let (Some(mapped), Ok(full)) = (mapped, fs::canonicalize(path)) else {
         return false;
     };

@@ -8,13 +8,15 @@
 //! [`PartitionManager::apply_image`] reconciles the replicas with a metadata image: it opens
 //! (or creates) `<data>/<topic>-<partition>/` for every partition that lists this broker
 //! as a replica, applies the partition state (leader or follower at the leader epoch), and
-//! deletes the replicas of removed topics.
+//! retires the replicas of removed topics: their directories are renamed to
+//! `<topic>-<partition>.<unique>-delete` at once and removed by the [`deleter`] thread.
 //!
 //! Each partition directory holds `partition.metadata` with its topic id (as Kafka does), so
 //! a log left by a deleted topic is never reopened for a new topic of the same name, and
 //! directories of topics deleted while the broker was down are removed once the broker has
 //! caught up with the metadata log.
 
+pub mod deleter;
 pub mod log_config;
 #[allow(clippy::module_inception)]
 pub mod partition;
@@ -25,6 +27,7 @@ pub use partition::{
     ReadResult, Reader, Role,
 };
 
+use deleter::Deleter;
 use protocol::control::MetadataImage;
 use protocol::ids::TopicId;
 use protocol::ids::{BrokerId, TopicPartition};
@@ -32,7 +35,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
-use storage::{LogConfig, LogError, PartitionLog};
+use storage::{LogConfig, LogError, PartitionLog, RetiredDir};
 
 /// The file naming a partition directory's topic id.
 pub const PARTITION_METADATA: &str = "partition.metadata";
@@ -52,23 +55,21 @@ fn write_topic_id(dir: &Path, id: TopicId) -> std::io::Result<()> {
     std::fs::rename(&tmp, dir.join(PARTITION_METADATA))
 }
 
-/// Opens the log of a partition of topic `id`, first removing a directory left by another
+/// Opens the log of a partition of topic `id`, first retiring a directory left by another
 /// topic of the same name.
 fn open_log(
     dir: &Path,
     name: &str,
     id: TopicId,
     config: LogConfig,
+    deleter: &Deleter,
 ) -> Result<PartitionLog, LogError> {
     if let Some(old) = recorded_topic_id(dir).filter(|old| *old != id) {
         tracing::info!(
-            "{name}: {} holds topic id {old}, not {id}; removing it",
+            "{name}: {} holds topic id {old}, not {id}; deleting it",
             dir.display()
         );
-        std::fs::remove_dir_all(dir).map_err(|source| LogError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+        deleter.delete(storage::retire_dir(dir)?);
     }
     let log = PartitionLog::open(dir, name, config)?;
     if recorded_topic_id(dir) != Some(id) {
@@ -88,15 +89,25 @@ pub struct PartitionManager {
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     /// Whether stray directories were looked for (once, when first caught up).
     swept: AtomicBool,
+    deleter: Deleter,
 }
 
 impl PartitionManager {
+    /// Replicas kept under `data_dir`; directories retired before a restart are queued for
+    /// deletion at once.
     pub fn new(self_id: BrokerId, data_dir: PathBuf) -> Self {
+        let deleter = Deleter::start();
+        for entry in std::fs::read_dir(&data_dir).into_iter().flatten().flatten() {
+            if storage::is_retired_dir_name(&entry.file_name().to_string_lossy()) {
+                deleter.delete(RetiredDir::found(entry.path()));
+            }
+        }
         Self {
             self_id,
             data_dir,
             partitions: RwLock::new(HashMap::new()),
             swept: AtomicBool::new(false),
+            deleter,
         }
     }
 
@@ -136,9 +147,9 @@ impl PartitionManager {
             }
         }
         // Replicas no longer assigned here (topic removed, recreated, or moved) leave the map
-        // first and are deleted without its lock: a deletion waits for an append in progress
-        // and for the disk, and every request looks its partition up in the map. A recreated
-        // topic's new log opens in the same directory, so only after the old one is gone.
+        // first and are retired without its lock: closing a log waits for an append in
+        // progress, and every request looks its partition up in the map. A recreated topic's
+        // new log opens in the same directory, so only after the old one is renamed away.
         let gone: Vec<(TopicPartition, Arc<Partition>)> = {
             let mut map = self.partitions.write().unwrap_or_else(|p| p.into_inner());
             let gone: Vec<TopicPartition> = map
@@ -152,7 +163,9 @@ impl PartitionManager {
         };
         for (tp, p) in gone {
             tracing::info!("{tp}: replica removed (topic deleted or reassigned); deleting its log");
-            p.delete();
+            if let Some(dir) = p.retire() {
+                self.deleter.delete(dir);
+            }
         }
         let mut map = self.partitions.write().unwrap_or_else(|p| p.into_inner());
         for (tp, (topic, state)) in wanted {
@@ -171,6 +184,7 @@ impl PartitionManager {
                 &name,
                 topic.id,
                 log_config::log_config(&topic.configs),
+                &self.deleter,
             ) {
                 Ok(log) => {
                     let p = Partition::new(
@@ -212,7 +226,7 @@ impl PartitionManager {
         for entry in entries.flatten() {
             let dir = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
-            if open.contains(&name) || !dir.is_dir() {
+            if open.contains(&name) || !dir.is_dir() || storage::is_retired_dir_name(&name) {
                 continue;
             }
             let Some(id) = recorded_topic_id(&dir) else {
@@ -231,8 +245,9 @@ impl PartitionManager {
                     "{name}: topic {id} is gone or the replica moved; deleting {}",
                     dir.display()
                 );
-                if let Err(e) = std::fs::remove_dir_all(&dir) {
-                    tracing::warn!("{name}: cannot delete {}: {e}", dir.display());
+                match storage::retire_dir(&dir) {
+                    Ok(retired) => self.deleter.delete(retired),
+                    Err(e) => tracing::warn!("{name}: cannot delete {}: {e}", dir.display()),
                 }
             }
         }
@@ -363,6 +378,48 @@ mod tests {
         );
         assert!(!dir.path().join("t-0").exists());
         assert!(m.get("u", 0).is_some());
+        assert_eq!(
+            retired_dirs_left(dir.path()),
+            0,
+            "deleted in the background"
+        );
+    }
+
+    /// The retired directories under `data` once the deleter has had up to 30 s for them.
+    fn retired_dirs_left(data: &Path) -> usize {
+        let count = || {
+            std::fs::read_dir(data)
+                .unwrap()
+                .flatten()
+                .filter(|e| storage::is_retired_dir_name(&e.file_name().to_string_lossy()))
+                .count()
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while count() > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        count()
+    }
+
+    #[test]
+    fn a_deleted_topic_is_renamed_at_once_and_a_directory_retired_before_a_restart_goes_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = BrokerId(1);
+        let m = PartitionManager::new(me, dir.path().to_path_buf());
+        m.apply_image(&image("t", TopicId::random(), vec![me]), 0, true);
+        append(&m);
+        let p = m.get("t", 0).unwrap();
+        let retired = p.retire().unwrap();
+        assert!(!dir.path().join("t-0").exists(), "renamed at once");
+        assert!(retired.path().join(PARTITION_METADATA).exists());
+        drop(m);
+        // As if the broker stopped before the deleter got to it.
+        let m = PartitionManager::new(me, dir.path().to_path_buf());
+        assert_eq!(retired_dirs_left(dir.path()), 0);
+        assert!(!retired.path().exists());
+        // A recreated topic opens a fresh log while the old one waits for deletion.
+        m.apply_image(&image("t", TopicId::random(), vec![me]), 0, true);
+        assert_eq!(append(&m), Offset(2), "the new topic's log starts empty");
     }
 
     #[test]

@@ -559,13 +559,13 @@ impl Partition {
         }
     }
 
-    /// Deletes the log (topic removed or replica moved away).
-    pub fn delete(&self) {
-        if let Some(log) = self.lock_to_change().log.take() {
-            if let Err(e) = log.delete() {
-                tracing::warn!("{}: deleting the log failed: {e}", self.tp);
-            }
-        }
+    /// Closes the log and renames its directory out of the way (topic removed or replica
+    /// moved away); the returned directory is for the caller to remove.
+    pub fn retire(&self) -> Option<storage::RetiredDir> {
+        let log = self.lock_to_change().log.take()?;
+        log.retire()
+            .map_err(|e| tracing::warn!("{}: retiring the log failed: {e}", self.tp))
+            .ok()
     }
 
     /// Holds the writer lock, as an append in its write does (tests).

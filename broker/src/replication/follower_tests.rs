@@ -240,7 +240,7 @@ fn published_positions_follow_every_change_and_high_watermark_moves_are_reported
         Offset(8)
     );
 
-    leader.delete();
+    leader.retire().unwrap().remove().unwrap();
     assert!(matches!(
         leader.leader_positions(1),
         Err(PartitionError::Removed(_))
