@@ -638,7 +638,7 @@ def bench_gregor(a, gregor: Path, workdir: Path, res: dict):
         # Soak: produce (acks=all, 3 replicas) and consume at once, at a fixed rate.
         create_topic(bs, "bench-soak", a.partitions, 3,
                      {"min.insync.replicas": "2", "retention.bytes": str(1 << 30),
-                      "segment.bytes": str(128 << 20)})
+                      "segment.bytes": str(128 << 20), "preallocate": "true"})
         soak_rate = a.soak_mib_s * MIB / RECORD
         soak_n = int(soak_rate * a.soak_seconds)
         settle_writeback()
@@ -876,23 +876,26 @@ def targets_vs_bare_path(loopback, file1, file3) -> str:
 
 
 def retention(a) -> dict:
-    """retention.bytes of the throughput topics: two runs' worth per partition, so the
-    consume runs find a whole run to read while the disk holds a bounded amount (the
-    brokers delete the older segments within a second)."""
+    """Configs of the throughput topics. retention.bytes: two runs' worth per partition,
+    so the consume runs find a whole run to read while the disk holds a bounded amount
+    (the brokers delete the older segments within a second). preallocate=true (Kafka's
+    topic config, off by default in both): segments are allocated on disk before they are
+    written, the next one ahead of its roll; appends then only copy into the page cache."""
     per_partition = 2 * a.records * RECORD // max(1, a.partitions)
-    return {"retention.bytes": str(max(1 << 30, per_partition))}
+    return {"retention.bytes": str(max(1 << 30, per_partition)), "preallocate": "true"}
 
 
 def disk_needed_gib(a) -> float:
     """What a run holds at most in its temp dir: the throughput topics up to their
-    retention (one replica, and three) plus a segment per partition past it, the soak
-    topic (three replicas of 1 GiB retention and a 128 MiB segment), the bare path's
+    retention (one replica, and three) plus two segments per partition past it (the
+    active one and the next, allocated ahead), the soak
+    topic (three replicas of 1 GiB retention and two 128 MiB segments), the bare path's
     files (three runs' worth, deleted after each) and the `dd` file, plus 2 GiB of slack.
     A full disk mid-run fails every later produce (KafkaStorageError)."""
     gib = 2**30
     run = a.records * RECORD / gib
-    topic = int(retention(a)["retention.bytes"]) / gib * a.partitions + a.partitions
-    soak = 3 * 1.125 * a.partitions
+    topic = int(retention(a)["retention.bytes"]) / gib * a.partitions + 2 * a.partitions
+    soak = 3 * 1.25 * a.partitions
     return (1 + 3) * topic + soak + 3 * run + 2 * a.dd_mib / 1024 + 2
 
 

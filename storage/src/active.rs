@@ -8,6 +8,7 @@ use crate::cache::CachedSegment;
 use crate::error::LogError;
 use crate::mmap::WritableMap;
 use crate::segment::{self, IndexBuilder};
+use crate::spare::Spare;
 use std::sync::Arc;
 
 #[derive(Debug)]
@@ -69,6 +70,31 @@ impl Active {
             map,
             builder,
             flushed_to: size,
+            inherited: false,
+            path,
+        })
+    }
+
+    /// Makes `spare` (a file allocated ahead, see `spare.rs`) the empty segment at `base`.
+    /// Its blocks were never written, so it reads as zeroes and needs no cut.
+    pub(crate) fn from_spare(
+        dir: &Path,
+        base: i64,
+        builder: IndexBuilder,
+        spare: Spare,
+    ) -> Result<Active, LogError> {
+        let path = segment::log_path(dir, base);
+        std::fs::rename(&spare.path, &path).map_err(LogError::io(&path))?;
+        let file = Arc::new(spare.file);
+        let map = WritableMap::map(file.clone(), spare.capacity.max(1) as usize, 0)
+            .map_err(LogError::io(&path))?;
+        builder_files_placeholder(dir, base)?;
+        Ok(Active {
+            base,
+            file,
+            map,
+            builder,
+            flushed_to: 0,
             inherited: false,
             path,
         })

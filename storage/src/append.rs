@@ -211,13 +211,16 @@ impl PartitionLog {
             return Ok(());
         }
         let new_base = old.next_offset;
-        let fresh = Active::open(
-            &self.dir,
-            new_base,
-            0,
-            IndexBuilder::new(),
-            self.config.segment_bytes,
-        )?;
+        let fresh = match self.take_spare()? {
+            Some(spare) => Active::from_spare(&self.dir, new_base, IndexBuilder::new(), spare)?,
+            None => Active::open(
+                &self.dir,
+                new_base,
+                0,
+                IndexBuilder::new(),
+                self.config.segment_bytes,
+            )?,
+        };
         let previous = std::mem::replace(&mut self.active, fresh);
         self.segments.insert(new_base, SegmentMeta::empty(new_base));
         let cached = previous.finish(&self.dir, old.size)?;

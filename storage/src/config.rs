@@ -21,6 +21,9 @@ pub struct LogConfig {
     pub flush_ms: Option<u64>,
     /// How many read-only segment maps (and their indexes) a log keeps (LRU).
     pub max_mapped_segments: usize,
+    /// `preallocate`: segment files are allocated on disk before they are written (default
+    /// off, as in Kafka; see `spare.rs`).
+    pub preallocate: bool,
 }
 
 const DAY_MS: u64 = 24 * 60 * 60 * 1000;
@@ -42,6 +45,7 @@ impl Default for LogConfig {
             flush_messages: None,
             flush_ms: None,
             max_mapped_segments: 8,
+            preallocate: false,
         }
     }
 }

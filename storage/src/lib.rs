@@ -29,6 +29,8 @@
 //! - `segment.rs`: segment metadata, file names and the validating scan used by recovery.
 //! - `index.rs`: the sparse offset and time indexes.
 //! - `cache.rs`: the bounded LRU of read-only maps of older segments.
+//! - `spare.rs`: the next segment file, allocated ahead without the log's lock (topic
+//!   config `preallocate`).
 //! - `trash.rs`: segments retention took out, deleted without the log's lock.
 //! - `retire.rs`: whole log directories of deleted logs, renamed at once and deleted later
 //!   in steps.
@@ -54,6 +56,7 @@ mod prepared;
 mod read;
 mod retire;
 mod segment;
+mod spare;
 mod trash;
 
 pub use batch::{BatchError, BatchHeader};
@@ -64,4 +67,5 @@ pub use maintain::PendingSync;
 pub use prepared::PreparedAppend;
 pub use read::FileRange;
 pub use retire::{is_retired_dir_name, retire_dir, RetiredDir};
+pub use spare::{Spare, SpareRequest};
 pub use trash::Trash;

@@ -20,6 +20,7 @@ use crate::index::SegmentIndex;
 use crate::mmap::Mapping;
 use crate::read::FileRange;
 use crate::segment::{self, IndexBuilder, SegmentMeta};
+use crate::spare::Spare;
 use crate::trash::{self, Trash};
 
 /// Present only while the log is cleanly closed.
@@ -81,6 +82,10 @@ pub struct PartitionLog {
     pub(crate) trash: Trash,
     /// A prepared append holds room at the end of the active segment (`prepared.rs`).
     pub(crate) reserved: bool,
+    /// The next segment, allocated ahead (`spare.rs`).
+    pub(crate) spare: Option<Spare>,
+    /// Making a spare failed; not tried again until the log is reopened.
+    pub(crate) spare_failed: bool,
 }
 
 impl PartitionLog {
@@ -106,7 +111,8 @@ impl PartitionLog {
         let mut bases = list_segments(&dir)?;
         let start_cp = read_offset(&dir.join(LOG_START_FILE))?;
         let recovery_cp = read_offset(&dir.join(RECOVERY_POINT_FILE))?;
-        if bases.is_empty() {
+        let new_log = bases.is_empty();
+        if new_log {
             bases.push(start_cp.unwrap_or(0).max(0));
         }
         let scan_from = if clean {
@@ -126,13 +132,25 @@ impl PartitionLog {
             .next_back()
             .expect("at least one segment")
             .clone();
-        let mut active = Active::open(
-            &dir,
-            last.base,
-            last.size,
-            last_builder,
-            config.segment_bytes,
-        )?;
+        // A new log of a preallocating topic starts on an allocated segment too (made here,
+        // where no append waits for it).
+        let first_spare = if new_log && config.preallocate {
+            Spare::prepare(&dir, config.segment_bytes)
+                .map_err(|e| tracing::warn!(partition = name, "cannot preallocate: {e}"))
+                .ok()
+        } else {
+            None
+        };
+        let mut active = match first_spare {
+            Some(spare) => Active::from_spare(&dir, last.base, last_builder, spare)?,
+            None => Active::open(
+                &dir,
+                last.base,
+                last.size,
+                last_builder,
+                config.segment_bytes,
+            )?,
+        };
         active.inherited = last.size > 0;
         let first_base = *segments.keys().next().expect("at least one segment");
         let log_end = last.next_offset;
@@ -168,6 +186,8 @@ impl PartitionLog {
             last_flush_ms: None,
             trash: Trash::default(),
             reserved: false,
+            spare: None,
+            spare_failed: false,
         })
     }
 

@@ -11,6 +11,7 @@ use crate::error::LogError;
 use crate::log::{PartitionLog, CLEAN_SHUTDOWN_FILE};
 use crate::retire::{retire_dir, RetiredDir};
 use crate::segment::{self, IndexBuilder, SegmentMeta};
+use crate::trash;
 
 impl PartitionLog {
     /// Drops every offset >= `offset` (a follower diverged from its leader). If `offset`
@@ -335,6 +336,11 @@ impl PartitionLog {
     pub fn close(mut self) -> Result<(), LogError> {
         self.check_no_append_in_progress()?;
         self.flush()?;
+        if let Some(spare) = self.spare.take() {
+            drop(spare.file);
+            trash::shrink_in_steps(&spare.path, trash::DELETE_STEP_BYTES)?;
+            trash::remove_if_present(&spare.path)?;
+        }
         let dir = self.dir.clone();
         let size = self.active_meta().size;
         let base = self.active.base;

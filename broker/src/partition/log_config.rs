@@ -17,6 +17,7 @@ pub const TOPIC_CONFIG_DEFAULTS: &[(&str, &str)] = &[
     ("max.message.bytes", "1048588"),
     ("message.timestamp.type", "CreateTime"),
     ("min.insync.replicas", "1"),
+    ("preallocate", "false"),
     ("retention.bytes", "-1"),
     ("retention.ms", "604800000"),
     ("segment.bytes", "1073741824"),
@@ -65,6 +66,9 @@ pub fn log_config(configs: &TopicConfigs) -> LogConfig {
     if let Some(v) = num::<i64>(configs, "flush.ms") {
         c.flush_ms = u64::try_from(v).ok().filter(|v| *v < i64::MAX as u64);
     }
+    if let Some(v) = configs.get("preallocate") {
+        c.preallocate = v.trim().eq_ignore_ascii_case("true");
+    }
     if c.validate().is_err() {
         return LogConfig::default();
     }
@@ -97,7 +101,10 @@ mod tests {
         assert_eq!(c.retention_ms, None);
         assert_eq!(c.segment_bytes, 1 << 20);
         assert_eq!(c.retention_bytes, Some(5_000_000));
+        assert!(!c.preallocate);
         assert_eq!(effective(&t, "cleanup.policy"), Some("delete"));
+        t.insert("preallocate".into(), "TRUE".into());
+        assert!(log_config(&t).preallocate);
         assert_eq!(max_message_bytes(&t), DEFAULT_MAX_MESSAGE_BYTES);
     }
 

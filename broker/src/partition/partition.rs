@@ -574,13 +574,38 @@ impl Partition {
         self.writer.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Allocates the next segment file without the partition's lock (topic config
+    /// `preallocate`) and hands it to the log for its next roll.
+    fn make_spare(&self, request: &storage::SpareRequest) {
+        let made = request.prepare();
+        let mut g = self.lock_to_change();
+        let Some(log) = g.log.as_mut() else {
+            // Deleted meanwhile: the file went with the directory, or is removed at open.
+            return;
+        };
+        let result = match made {
+            Ok(spare) => log.install_spare(spare),
+            Err(e) => {
+                log.spare_failed();
+                tracing::warn!(
+                    "{}: cannot allocate the next segment ahead ({e}); segments stay sparse",
+                    self.tp
+                );
+                Ok(())
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!("{}: log maintenance failed: {e}", self.tp);
+        }
+    }
+
     /// Periodic log housekeeping (segment rolls by time, retention, flushes).
     ///
     /// The fsync of a rolled segment and the deletion of segments retention took out run
     /// without the partition's lock: they can take long under write load, and appends and
     /// fetches of this partition go on meanwhile.
     pub fn tick(&self, now_ms: i64) {
-        let (pending, trash) = {
+        let (pending, trash, spare) = {
             let mut g = self.lock_to_change();
             let Some(log) = g.log.as_mut() else { return };
             if let Err(e) = log
@@ -589,10 +614,17 @@ impl Partition {
             {
                 tracing::warn!("{}: log maintenance failed: {e}", self.tp);
             }
-            (log.next_pending_sync(), log.take_trash())
+            (
+                log.next_pending_sync(),
+                log.take_trash(),
+                log.spare_wanted(),
+            )
         };
         if let Err(e) = trash.empty() {
             tracing::warn!("{}: deleting old segments failed: {e}", self.tp);
+        }
+        if let Some(request) = spare {
+            self.make_spare(&request);
         }
         let Some(pending) = pending else { return };
         if let Err(e) = pending.sync() {
@@ -607,7 +639,6 @@ impl Partition {
     }
 }
 
-/// What the replica fetcher needs to know about a follower replica.
 /// What a follower got for one partition from the leader's fetch response.
 #[derive(Clone, Copy, Debug)]
 pub struct FollowerFetch<'a> {
@@ -818,6 +849,56 @@ mod tests {
         let log = PartitionLog::open(dir, "t-0", LogConfig::default()).unwrap();
         let tp = TopicPartition::new("t", 0);
         Partition::new(B1, tp, log, &state, &TopicConfigs::new(), 0)
+    }
+
+    #[test]
+    fn the_tick_allocates_the_next_segment_of_a_preallocating_topic() {
+        use std::os::unix::fs::MetadataExt;
+        const SEGMENT: u64 = 64 << 10;
+        let dir = tempfile::tempdir().unwrap();
+        let mut configs = TopicConfigs::new();
+        configs.insert("preallocate".into(), "true".into());
+        configs.insert("segment.bytes".into(), SEGMENT.to_string());
+        let state = PartitionState {
+            topic_id: TopicId(uuid::Uuid::nil()),
+            partition: protocol::ids::PartitionIndex(0),
+            replicas: vec![B1],
+            isr: vec![B1],
+            leader: Some(B1),
+            leader_epoch: LeaderEpoch(0),
+            partition_epoch: PartitionEpoch(0),
+        };
+        let config = crate::partition::log_config::log_config(&configs);
+        let log = PartitionLog::open(dir.path(), "t-0", config).unwrap();
+        let p = Partition::new(B1, TopicPartition::new("t", 0), log, &state, &configs, 0);
+        let allocated =
+            |name: &str| std::fs::metadata(dir.path().join(name)).unwrap().blocks() * 512;
+        let spares = || -> Vec<String> {
+            std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("next-segment."))
+                .collect()
+        };
+        let batch = build_test_batch(0, 0, 1, 1_000, &[7u8; 4000]);
+        let per_segment = SEGMENT as usize / batch.len();
+        for _ in 0..per_segment / 2 + 1 {
+            p.append_as_leader(&batch, 1_000).unwrap();
+        }
+        assert!(spares().is_empty(), "made by the tick, not by appends");
+        p.tick(1_000);
+        let made = spares();
+        assert_eq!(made.len(), 1, "the tick made the next segment");
+        assert!(allocated(&made[0]) >= SEGMENT);
+        for _ in 0..per_segment {
+            p.append_as_leader(&batch, 1_000).unwrap();
+        }
+        assert!(spares().is_empty(), "the roll took it");
+        let second = format!("{:020}.log", per_segment);
+        assert!(
+            allocated(&second) >= SEGMENT,
+            "{second} is the allocated spare"
+        );
     }
 
     #[test]

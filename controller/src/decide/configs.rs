@@ -19,7 +19,6 @@ const PASS_THROUGH: &[&str] = &[
     "message.timestamp.type",
     "min.cleanable.dirty.ratio",
     "min.compaction.lag.ms",
-    "preallocate",
     "remote.storage.enable",
     "segment.index.bytes",
     "segment.jitter.ms",
@@ -44,10 +43,12 @@ pub fn validate(key: &str, value: &str) -> Result<(), String> {
         "max.message.bytes" => int(value, 0, i32max),
         "flush.messages" => int(value, 1, i64::MAX),
         "flush.ms" => int(value, 0, i64::MAX),
-        "unclean.leader.election.enable" => match value.trim().to_ascii_lowercase().as_str() {
-            "true" | "false" => Ok(()),
-            _ => Err(format!("`{value}` is not true or false")),
-        },
+        "unclean.leader.election.enable" | "preallocate" => {
+            match value.trim().to_ascii_lowercase().as_str() {
+                "true" | "false" => Ok(()),
+                _ => Err(format!("`{value}` is not true or false")),
+            }
+        }
         "cleanup.policy" => {
             let ok = value
                 .split(',')
@@ -77,6 +78,8 @@ mod tests {
         assert!(validate("min.insync.replicas", "2").is_ok());
         assert!(validate("min.insync.replicas", "x").is_err());
         assert!(validate("unclean.leader.election.enable", "TRUE").is_ok());
+        assert!(validate("preallocate", "true").is_ok());
+        assert!(validate("preallocate", "yes").is_err());
         assert!(validate("cleanup.policy", "compact,delete").is_ok());
         assert!(validate("cleanup.policy", "keep").is_err());
         assert!(validate("no.such.key", "1").is_err());
