@@ -59,6 +59,19 @@ impl Active {
         // truncation removed) becomes zeroes, so no later scan can resurrect it.
         file.set_len(u64::from(size)).map_err(LogError::io(&path))?;
         file.set_len(len).map_err(LogError::io(&path))?;
+        Self::map_file(dir, base, path, file, len, size, builder)
+    }
+
+    /// The active segment at `base` over `file` (`len` bytes, the first `size` valid).
+    fn map_file(
+        dir: &Path,
+        base: i64,
+        path: PathBuf,
+        file: Arc<File>,
+        len: u64,
+        size: u32,
+        builder: IndexBuilder,
+    ) -> Result<Active, LogError> {
         let map = WritableMap::map(file.clone(), len as usize, size as usize)
             .map_err(LogError::io(&path))?;
         // The active segment's indexes live in memory and are written when it stops being
@@ -85,19 +98,8 @@ impl Active {
     ) -> Result<Active, LogError> {
         let path = segment::log_path(dir, base);
         std::fs::rename(&spare.path, &path).map_err(LogError::io(&path))?;
-        let file = Arc::new(spare.file);
-        let map = WritableMap::map(file.clone(), spare.capacity.max(1) as usize, 0)
-            .map_err(LogError::io(&path))?;
-        builder_files_placeholder(dir, base)?;
-        Ok(Active {
-            base,
-            file,
-            map,
-            builder,
-            flushed_to: 0,
-            inherited: false,
-            path,
-        })
+        let len = spare.capacity.max(1);
+        Self::map_file(dir, base, path, Arc::new(spare.file), len, 0, builder)
     }
 
     /// Free bytes in the map.

@@ -417,7 +417,7 @@ mod tests {
         let m = PartitionManager::new(me, dir.path().to_path_buf());
         assert_eq!(retired_dirs_left(dir.path()), 0);
         assert!(!retired.path().exists());
-        // A recreated topic opens a fresh log while the old one waits for deletion.
+        // A topic recreated under the same name starts on an empty log.
         m.apply_image(&image("t", TopicId::random(), vec![me]), 0, true);
         assert_eq!(append(&m), Offset(2), "the new topic's log starts empty");
     }

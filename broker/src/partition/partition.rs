@@ -620,11 +620,12 @@ impl Partition {
                 log.spare_wanted(),
             )
         };
-        if let Err(e) = trash.empty() {
-            tracing::warn!("{}: deleting old segments failed: {e}", self.tp);
-        }
+        // The next segment first: a roll may be close, and a large deletion takes seconds.
         if let Some(request) = spare {
             self.make_spare(&request);
+        }
+        if let Err(e) = trash.empty() {
+            tracing::warn!("{}: deleting old segments failed: {e}", self.tp);
         }
         let Some(pending) = pending else { return };
         if let Err(e) = pending.sync() {
