@@ -97,9 +97,10 @@ impl PartitionLog {
     }
 
     /// Keeps `spare` for the next roll; one that no longer fits (a second one, or
-    /// `segment.bytes` changed meanwhile) goes to the trash.
+    /// `segment.bytes` or `preallocate` changed meanwhile) goes to the trash.
     pub fn install_spare(&mut self, spare: Spare) -> Result<(), LogError> {
-        if self.spare.is_none() && spare.capacity == self.config.segment_bytes {
+        let fits = spare.capacity == self.config.segment_bytes && self.config.preallocate;
+        if self.spare.is_none() && fits {
             self.spare = Some(spare);
             return Ok(());
         }
@@ -112,10 +113,14 @@ impl PartitionLog {
         self.spare_failed = true;
     }
 
-    /// The spare for a roll, if one of the current segment size is ready.
+    /// The spare for a roll, if one of the current segment size is ready and the topic
+    /// still preallocates (a spare made before `preallocate` was turned off goes to the
+    /// trash).
     pub(crate) fn take_spare(&mut self) -> Result<Option<Spare>, LogError> {
         match self.spare.take() {
-            Some(s) if s.capacity == self.config.segment_bytes => Ok(Some(s)),
+            Some(s) if s.capacity == self.config.segment_bytes && self.config.preallocate => {
+                Ok(Some(s))
+            }
             Some(s) => self.trash.add([s.path], None).map(|_| None),
             None => Ok(None),
         }

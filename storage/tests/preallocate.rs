@@ -114,6 +114,26 @@ fn a_preallocating_log_rolls_into_the_segment_made_ahead() {
 }
 
 #[test]
+fn a_spare_made_before_preallocate_was_turned_off_is_not_rolled_into() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("t-0");
+    let mut log = PartitionLog::open(&dir, "t-0", preallocating()).unwrap();
+    fill(&mut log, SEGMENT / 2);
+    log.install_spare(log.spare_wanted().unwrap().prepare().unwrap())
+        .unwrap();
+    log.set_config(tiny(SEGMENT));
+    while active_base(&log) == 0 {
+        log.append(&batch(1, 1, 4000, 0), E, 0).unwrap();
+    }
+    assert!(
+        allocated(&log_file(&dir, active_base(&log))) < SEGMENT / 4,
+        "rolled into a sparse segment"
+    );
+    log.take_trash().empty().unwrap();
+    assert!(spares(&dir).is_empty(), "the unused spare was deleted");
+}
+
+#[test]
 fn without_preallocate_segments_stay_sparse_and_no_spare_is_made() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("t-0");
