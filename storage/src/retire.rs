@@ -17,8 +17,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::checkpoint::sync_dir;
 use crate::error::LogError;
-use crate::trash::DELETE_STEP_BYTES;
-use crate::trash::{is_unmapped, mapped_files, remove_if_present, shrink_in_steps};
+use crate::trash::{
+    is_unmapped, mapped_files, remove_if_present, shrink_in_steps, DELETE_STEP_BYTES,
+};
 
 /// Suffix of a retired log directory (Kafka's).
 pub const RETIRED_DIR_SUFFIX: &str = "-delete";

@@ -50,6 +50,17 @@ fn active_base(log: &PartitionLog) -> i64 {
     log.segment_bases().last().unwrap().0
 }
 
+/// Appends 4 KiB batches until the log rolls; returns the new active segment's base.
+fn append_until_roll(log: &mut PartitionLog) -> i64 {
+    let base = active_base(log);
+    let mut n = 0u8;
+    while active_base(log) == base {
+        log.append(&batch(1, n, 4000, 0), E, 0).unwrap();
+        n = n.wrapping_add(1);
+    }
+    active_base(log)
+}
+
 #[test]
 fn a_preallocating_log_rolls_into_the_segment_made_ahead() {
     let tmp = tempfile::tempdir().unwrap();
@@ -72,12 +83,7 @@ fn a_preallocating_log_rolls_into_the_segment_made_ahead() {
     assert!(allocated(&dir.join(&spare[0])) >= SEGMENT);
 
     // Fill past the first segment: the roll takes the spare as the new active segment.
-    let mut written = 0;
-    while active_base(&log) == 0 {
-        log.append(&batch(1, written as u8, 4000, 0), E, 0).unwrap();
-        written += 1;
-    }
-    let next = active_base(&log);
+    let next = append_until_roll(&mut log);
     assert!(spares(&dir).is_empty(), "the spare became the segment");
     assert!(allocated(&log_file(&dir, next)) >= SEGMENT);
 
@@ -122,11 +128,9 @@ fn a_spare_made_before_preallocate_was_turned_off_is_not_rolled_into() {
     log.install_spare(log.spare_wanted().unwrap().prepare().unwrap())
         .unwrap();
     log.set_config(tiny(SEGMENT));
-    while active_base(&log) == 0 {
-        log.append(&batch(1, 1, 4000, 0), E, 0).unwrap();
-    }
+    let next = append_until_roll(&mut log);
     assert!(
-        allocated(&log_file(&dir, active_base(&log))) < SEGMENT / 4,
+        allocated(&log_file(&dir, next)) < SEGMENT / 4,
         "rolled into a sparse segment"
     );
     log.take_trash().empty().unwrap();
@@ -172,12 +176,10 @@ fn a_spare_left_by_a_crash_is_removed_and_one_of_another_size_is_not_used() {
     );
     trash.empty().unwrap();
     assert!(spares(&dir).is_empty());
-    while active_base(&log) == 0 {
-        log.append(&batch(1, 1, 4000, 0), E, 0).unwrap();
-    }
+    let next = append_until_roll(&mut log);
     // Only the batch that rolled it is in it.
     assert!(
-        allocated(&log_file(&dir, active_base(&log))) < SEGMENT / 4,
+        allocated(&log_file(&dir, next)) < SEGMENT / 4,
         "rolled into a sparse segment"
     );
 }
