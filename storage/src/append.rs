@@ -157,6 +157,7 @@ impl PartitionLog {
         meta.next_offset = header.next_offset();
         meta.max_timestamp = meta.max_timestamp.max(header.max_timestamp);
         meta.created_ms.get_or_insert(now_ms);
+        self.producers.record(header);
     }
 
     pub(crate) fn maybe_roll(
@@ -228,6 +229,10 @@ impl PartitionLog {
             .insert(old.base, cached, self.config.max_mapped_segments);
         self.rolls += 1;
         self.unflushed_rolled.push((old.base, self.rolls));
+        if let Err(e) = self.write_producer_snapshot() {
+            // The state in memory is right; a later open replays from an older snapshot.
+            tracing::warn!(partition = %self.name, new_base, "cannot save the producer state: {e}");
+        }
         tracing::debug!(partition = %self.name, new_base, "rolled segment");
         Ok(())
     }
@@ -254,6 +259,7 @@ impl AppendInfo {
             record_count: 0,
             batch_count: 0,
             bytes: 0,
+            duplicate: false,
         }
     }
 

@@ -202,6 +202,38 @@ pub fn build_test_batch(
     timestamp: i64,
     payload: &[u8],
 ) -> Vec<u8> {
+    let plain = TestProducer {
+        producer_id: -1,
+        producer_epoch: -1,
+        base_sequence: -1,
+    };
+    build_producer_test_batch(
+        plain,
+        base_offset,
+        leader_epoch,
+        record_count,
+        timestamp,
+        payload,
+    )
+}
+
+/// The producer fields of a test batch.
+#[derive(Clone, Copy, Debug)]
+pub struct TestProducer {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+}
+
+/// [`build_test_batch`] from an idempotent producer.
+pub fn build_producer_test_batch(
+    producer: TestProducer,
+    base_offset: i64,
+    leader_epoch: i32,
+    record_count: i32,
+    timestamp: i64,
+    payload: &[u8],
+) -> Vec<u8> {
     assert!(record_count > 0);
     let mut b = Vec::with_capacity(HEADER_LEN + payload.len());
     b.extend_from_slice(&base_offset.to_be_bytes());
@@ -213,9 +245,9 @@ pub fn build_test_batch(
     b.extend_from_slice(&(record_count - 1).to_be_bytes());
     b.extend_from_slice(&timestamp.to_be_bytes()); // base timestamp
     b.extend_from_slice(&timestamp.to_be_bytes()); // max timestamp
-    b.extend_from_slice(&(-1i64).to_be_bytes()); // producer id
-    b.extend_from_slice(&(-1i16).to_be_bytes()); // producer epoch
-    b.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
+    b.extend_from_slice(&producer.producer_id.to_be_bytes());
+    b.extend_from_slice(&producer.producer_epoch.to_be_bytes());
+    b.extend_from_slice(&producer.base_sequence.to_be_bytes());
     b.extend_from_slice(&record_count.to_be_bytes());
     b.extend_from_slice(payload);
     let crc = crc32c::crc32c(&b[CRC_START..]);

@@ -24,6 +24,9 @@ pub struct LogConfig {
     /// `preallocate`: segment files are allocated on disk before they are written (default
     /// off, as in Kafka; see `spare.rs`).
     pub preallocate: bool,
+    /// Kafka's broker setting `producer.id.expiration.ms`: a producer id with no batch
+    /// newer than this is forgotten (default 1 day).
+    pub producer_id_expiration_ms: i64,
 }
 
 const DAY_MS: u64 = 24 * 60 * 60 * 1000;
@@ -46,6 +49,7 @@ impl Default for LogConfig {
             flush_ms: None,
             max_mapped_segments: 8,
             preallocate: false,
+            producer_id_expiration_ms: DAY_MS as i64,
         }
     }
 }

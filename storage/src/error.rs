@@ -5,6 +5,7 @@ use protocol::ids::Offset;
 use std::path::PathBuf;
 
 use crate::batch::BatchError;
+use crate::producers::SequenceError;
 
 /// Everything a [`crate::PartitionLog`] operation can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +64,14 @@ pub enum LogError {
         partition: String,
         offset: Offset,
         reason: &'static str,
+    },
+    /// An idempotent producer's batch is out of sequence or from a fenced epoch
+    /// (OUT_OF_ORDER_SEQUENCE_NUMBER / INVALID_PRODUCER_EPOCH).
+    #[error("{partition}: {source}")]
+    Sequence {
+        partition: String,
+        #[source]
+        source: SequenceError,
     },
     /// A prepared append is outstanding: finish it before changing the active segment.
     #[error("{partition}: an append is in progress")]

@@ -11,6 +11,7 @@
 //! 00000000000000000000.index      sized to segment.bytes as a sparse file and mapped rw;
 //! 00000000000000000000.timeindex  older ones are trimmed and mapped read-only on demand
 //! 00000000000000004711.log ...
+//! 00000000000000004711.snapshot   producer state as of that offset (idempotence)
 //! leader-epoch-checkpoint         (epoch, start offset) pairs
 //! recovery-point                  segments below it are on disk (fsynced)
 //! log-start-offset                set by DeleteRecords / truncate_fully_and_start_at
@@ -37,6 +38,9 @@
 //! - `mmap.rs`: the only module with `unsafe` — maps with an immutable readable prefix and
 //!   `Bytes` views that keep their map alive.
 //! - `batch.rs`: v2 batch header parsing, validation (CRC-32C) and offset patching.
+//! - `producers.rs`: idempotent producers' sequences per producer id, a pure state
+//!   machine (duplicates, gaps, stale epochs); `producer_snapshots.rs`: its snapshot files
+//!   and the replay that rebuilds it on open and truncation.
 //! - `epoch.rs`: the leader-epoch cache; `checkpoint.rs`: atomically replaced small files.
 //! - `config.rs`, `error.rs`: [`LogConfig`] and [`LogError`].
 
@@ -53,6 +57,8 @@ mod log;
 mod maintain;
 mod mmap;
 mod prepared;
+mod producer_snapshots;
+pub mod producers;
 mod read;
 mod retire;
 mod segment;
@@ -65,6 +71,7 @@ pub use error::LogError;
 pub use log::{AppendInfo, LogRead, PartitionLog, TimestampOffset};
 pub use maintain::PendingSync;
 pub use prepared::PreparedAppend;
+pub use producers::{ProducerStates, SequenceError};
 pub use read::FileRange;
 pub use retire::{is_retired_dir_name, retire_dir, RetiredDir};
 pub use spare::{Spare, SpareRequest};

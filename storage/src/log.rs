@@ -18,6 +18,7 @@ use crate::epoch::{self, EpochCache};
 use crate::error::LogError;
 use crate::index::SegmentIndex;
 use crate::mmap::Mapping;
+use crate::producers::ProducerStates;
 use crate::read::FileRange;
 use crate::segment::{self, IndexBuilder, SegmentMeta};
 use crate::spare::Spare;
@@ -37,6 +38,9 @@ pub struct AppendInfo {
     pub record_count: u64,
     pub batch_count: u32,
     pub bytes: usize,
+    /// A retry of batches already stored (idempotent producer): nothing was appended, and
+    /// the offsets are those of the stored batch.
+    pub duplicate: bool,
 }
 
 /// The answer to a read: whole batches, zero-copy, plus the log's bounds at that moment.
@@ -86,6 +90,9 @@ pub struct PartitionLog {
     pub(crate) spare: Option<Spare>,
     /// Making a spare failed; not tried again until the log is reopened.
     pub(crate) spare_failed: bool,
+    /// Idempotent producers' sequences (`producers.rs`, `producer_snapshots.rs`).
+    pub(crate) producers: ProducerStates,
+    pub(crate) last_producer_expiry_ms: i64,
 }
 
 impl PartitionLog {
@@ -170,7 +177,7 @@ impl PartitionLog {
                 "recovered log after unclean shutdown"
             );
         }
-        Ok(PartitionLog {
+        let mut log = PartitionLog {
             dir,
             name: name.to_owned(),
             config,
@@ -188,7 +195,11 @@ impl PartitionLog {
             reserved: false,
             spare: None,
             spare_failed: false,
-        })
+            producers: ProducerStates::default(),
+            last_producer_expiry_ms: i64::MIN,
+        };
+        log.rebuild_producers()?;
+        Ok(log)
     }
 
     pub fn log_start_offset(&self) -> Offset {
@@ -381,11 +392,12 @@ fn map_segment(dir: &Path, meta: &SegmentMeta, interval: u32) -> Result<CachedSe
     })
 }
 
-fn segment_files(dir: &Path, base: i64) -> [PathBuf; 3] {
+fn segment_files(dir: &Path, base: i64) -> [PathBuf; 4] {
     [
         segment::log_path(dir, base),
         segment::index_path(dir, base),
         segment::time_index_path(dir, base),
+        crate::producer_snapshots::snapshot_path(dir, base),
     ]
 }
 

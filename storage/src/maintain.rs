@@ -80,7 +80,7 @@ impl PartitionLog {
         if self.recovery_point > base {
             self.persist_recovery_point(base)?;
         }
-        Ok(())
+        self.rebuild_producers()
     }
 
     fn check_not_negative(&self, offset: Offset) -> Result<(), LogError> {
@@ -172,7 +172,8 @@ impl PartitionLog {
         self.persist_log_start()?;
         self.epochs.clear()?;
         self.recovery_point = i64::MIN;
-        self.persist_recovery_point(offset.0)
+        self.persist_recovery_point(offset.0)?;
+        self.rebuild_producers()
     }
 
     /// Deletes whole segments by `retention.ms` (newest timestamp older than the limit; the
@@ -253,6 +254,7 @@ impl PartitionLog {
         if start > self.log_start {
             self.log_start = start;
             self.epochs.truncate_from_start(Offset(start))?;
+            self.producers.evict_below(start);
         }
         Ok(())
     }
@@ -296,6 +298,7 @@ impl PartitionLog {
 
     /// [`Self::tick`] without the fsync of a rolled segment (see [`Self::next_pending_sync`]).
     pub fn tick_except_sync(&mut self, now_ms: i64) -> Result<(), LogError> {
+        self.expire_producers(now_ms);
         if self.segment_expired(now_ms) {
             self.roll()?;
         }
@@ -341,6 +344,7 @@ impl PartitionLog {
             trash::shrink_in_steps(&spare.path, trash::DELETE_STEP_BYTES)?;
             trash::remove_if_present(&spare.path)?;
         }
+        self.write_producer_snapshot()?;
         let dir = self.dir.clone();
         let size = self.active_meta().size;
         let base = self.active.base;

@@ -16,12 +16,13 @@
 use std::fs::File;
 use std::sync::Arc;
 
-use protocol::ids::LeaderEpoch;
+use protocol::ids::{LeaderEpoch, Offset};
 
 use crate::active::write_all_at;
 use crate::batch::{self, BatchHeader, PATCHED_PREFIX};
 use crate::error::LogError;
 use crate::log::{AppendInfo, PartitionLog};
+use crate::producers::{BatchRange, Verdict};
 
 /// One batch of a prepared append: where it lies in the request, its header with the
 /// assigned base offset, and its patched first bytes.
@@ -85,6 +86,11 @@ impl PartitionLog {
     /// copy; `batches` itself is not changed), rolls the segment if the request does not
     /// fit, and reserves its room. A request larger than a whole segment is written here,
     /// batch by batch across segments, and its `write` does nothing.
+    ///
+    /// Batches of idempotent producers are checked against the producer state first
+    /// (`producers.rs`): a retry of a stored batch is a duplicate (nothing is written, and
+    /// the info gives the stored offsets with `duplicate` set); a sequence gap or a fenced
+    /// epoch is [`LogError::Sequence`].
     pub fn prepare_append(
         &mut self,
         batches: &[u8],
@@ -93,6 +99,16 @@ impl PartitionLog {
     ) -> Result<PreparedAppend, LogError> {
         self.check_no_append_in_progress()?;
         let headers = self.validate(batches)?;
+        let verdict = self
+            .producers
+            .check(headers.iter().map(|(_, h)| h))
+            .map_err(|source| LogError::Sequence {
+                partition: self.name.clone(),
+                source,
+            })?;
+        if let Verdict::Duplicate(stored) = verdict {
+            return Ok(self.duplicate_of(stored));
+        }
         let first = self.log_end_offset();
         let total: usize = headers.iter().map(|(_, h)| h.total_len()).sum();
         let deltas: i64 = headers
@@ -139,6 +155,21 @@ impl PartitionLog {
             info,
             done,
         })
+    }
+
+    /// An append that writes nothing: its batches are stored already at `stored`.
+    fn duplicate_of(&self, stored: BatchRange) -> PreparedAppend {
+        let mut info = AppendInfo::empty(Offset(stored.first_offset));
+        info.last_offset = Offset(stored.last_offset);
+        info.duplicate = true;
+        PreparedAppend {
+            file: self.active.file.clone(),
+            segment_base: self.active.base,
+            pos: self.active_meta().size,
+            batches: Vec::new(),
+            info,
+            done: true,
+        }
     }
 
     /// The last step of a leader append: given how its [`PreparedAppend::write`] went,

@@ -9,12 +9,17 @@ use protocol::ids::{LeaderEpoch, Offset};
 
 const E: LeaderEpoch = LeaderEpoch(1);
 
-fn seg(base: i64) -> [String; 3] {
-    [
+/// The files of segment `base`; a segment a roll started has a producer snapshot too.
+fn seg(base: i64) -> Vec<String> {
+    let mut files = vec![
         format!("{base:020}.index"),
         format!("{base:020}.log"),
         format!("{base:020}.timeindex"),
-    ]
+    ];
+    if base > 0 {
+        files.push(format!("{base:020}.snapshot"));
+    }
+    files
 }
 
 fn expected_files(bases: &[i64], extra: &[&str]) -> Vec<String> {
@@ -199,6 +204,7 @@ fn rolls_leave_exact_files_and_reopen_cleanly() {
             &[0, 4, 8],
             &[
                 ".clean-shutdown",
+                "00000000000000000010.snapshot",
                 "leader-epoch-checkpoint",
                 "recovery-point"
             ]
@@ -409,14 +415,15 @@ fn truncation_and_delete_records() {
     assert_eq!(log.latest_epoch(), None);
     assert_eq!(
         files(&path),
-        expected_files(
-            &[100],
-            &[
-                "leader-epoch-checkpoint",
-                "log-start-offset",
-                "recovery-point"
-            ]
-        )
+        [
+            "00000000000000000100.index",
+            "00000000000000000100.log",
+            "00000000000000000100.timeindex",
+            "leader-epoch-checkpoint",
+            "log-start-offset",
+            "recovery-point"
+        ],
+        "a segment no roll started has no producer snapshot"
     );
     log.append(&batch(1, 1, 10, 0), E, 0).unwrap();
     assert_eq!(log.log_end_offset(), Offset(101));
