@@ -73,6 +73,14 @@ impl PartitionError {
                 LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
                 LogError::InvalidBatch { .. } => ResponseError::CorruptMessage,
                 LogError::BatchTooLarge { .. } => ResponseError::RecordListTooLarge,
+                LogError::Sequence { source, .. } => match source {
+                    storage::SequenceError::StaleEpoch { .. } => {
+                        ResponseError::InvalidProducerEpoch
+                    }
+                    storage::SequenceError::OutOfOrder { .. } => {
+                        ResponseError::OutOfOrderSequenceNumber
+                    }
+                },
                 _ => ResponseError::KafkaStorageError,
             },
         }
@@ -190,6 +198,8 @@ pub struct Appended {
     pub high_watermark: Offset,
     /// Whether this append moved the high watermark (an ISR of the leader alone).
     pub high_watermark_moved: bool,
+    /// A retry of batches already stored (idempotent producer): nothing was appended.
+    pub duplicate: bool,
 }
 
 /// Records read for a fetch, with the offsets a fetch response reports.
@@ -425,6 +435,7 @@ impl Partition {
             log_start_offset: log.log_start_offset(),
             high_watermark: rs.high_watermark(),
             high_watermark_moved: moved,
+            duplicate: info.duplicate,
         })
     }
 
