@@ -3,6 +3,7 @@
 use crate::config::Config;
 use crate::metrics::BrokerMetrics;
 use crate::partition::PartitionManager;
+use crate::producer_ids::ProducerIdManager;
 use crate::purgatory::Purgatory;
 use controller::client::ControllerSet;
 use protocol::control::MetadataImage;
@@ -35,6 +36,8 @@ pub struct Broker {
     pub admin_controllers: Mutex<ControllerSet>,
     /// The group coordinator (set once by [`crate::group_log::start`] in `run`).
     pub groups: std::sync::OnceLock<group::Coordinator>,
+    /// Producer ids for InitProducerId, in blocks from the active controller.
+    pub producer_ids: ProducerIdManager,
     pub metrics: BrokerMetrics,
 }
 
@@ -54,6 +57,7 @@ impl Broker {
             purgatory: Purgatory::new(MAX_WAITERS),
             admin_controllers,
             groups: std::sync::OnceLock::new(),
+            producer_ids: ProducerIdManager::new(config.node_id, &config.controllers),
             metrics: BrokerMetrics::new(),
             config,
         }

@@ -18,6 +18,7 @@
 //!   its creation, leadership changes and compaction.
 //! - [`replication`]: follower fetchers, truncation on becoming follower, ISR changes.
 //! - [`purgatory`]: fetch long-polls and acks=all produces waiting with deadlines.
+//! - [`producer_ids`]: producer ids for InitProducerId, in blocks from the controller.
 //! - [`metadata`]: the metadata feed follower and the registration/heartbeat lifecycle.
 //! - [`healthcheck`]: the `gregor-broker healthcheck` probe.
 //! - [`metrics`]: Prometheus metrics, served on `--metrics-listen`.
@@ -33,6 +34,7 @@ pub mod healthcheck;
 pub mod metadata;
 pub mod metrics;
 pub mod partition;
+pub mod producer_ids;
 pub mod purgatory;
 pub mod replication;
 pub mod send;

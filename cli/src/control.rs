@@ -107,5 +107,6 @@ fn variant_name(resp: &ControlResponse) -> &'static str {
         ControlResponse::DescribeQuorum(_) => "DescribeQuorum",
         ControlResponse::Raft { .. } => "Raft",
         ControlResponse::Error(_) => "Error",
+        ControlResponse::AllocateProducerIds(_) => "AllocateProducerIds",
     }
 }

@@ -10,7 +10,7 @@
 use crate::decide::brokers::{self, Registration};
 use crate::decide::sessions::Sessions;
 use crate::decide::topics::{self, TopicDefaults};
-use crate::decide::{alter_partition, code};
+use crate::decide::{alter_partition, code, producer_ids};
 use crate::feed::Feed;
 use crate::raft::Raft;
 use openraft::error::{ClientWriteError, RaftError};
@@ -354,6 +354,18 @@ impl Controller {
                 self.write_then(batch, ControlResponse::AlterConfigs(results))
                     .await
             }
+            ControlRequest::AllocateProducerIds(r) => {
+                // Decided and written before the next request is read: no two blocks overlap.
+                let (batch, resp) = self.feed.with_image(|img| producer_ids::allocate(img, &r));
+                if resp.error != 0 {
+                    tracing::info!(
+                        broker = %r.broker_id, epoch = %r.broker_epoch, error = resp.error,
+                        "AllocateProducerIds refused"
+                    );
+                }
+                self.write_then(batch, ControlResponse::AllocateProducerIds(resp))
+                    .await
+            }
             ControlRequest::FetchMetadata(_)
             | ControlRequest::DescribeQuorum
             | ControlRequest::Raft { .. } => error(
@@ -423,6 +435,18 @@ fn log_changes(before: &MetadataImage, batch: &MetadataBatch, offset: MetadataOf
                         "ISR change"
                     );
                 }
+            }
+            MetadataRecord::ProducerIds {
+                broker_id,
+                broker_epoch,
+                next_producer_id,
+            } => {
+                tracing::info!(
+                    broker = %broker_id, epoch = %broker_epoch,
+                    start = next_producer_id - i64::from(protocol::control::PRODUCER_ID_BLOCK_SIZE),
+                    next = next_producer_id, offset = offset.0,
+                    "producer id block allocated"
+                )
             }
             MetadataRecord::TopicConfig { .. } | MetadataRecord::NoOp => {}
         }

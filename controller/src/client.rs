@@ -7,10 +7,11 @@
 
 use bytes::BytesMut;
 use protocol::control::{
-    decode_response, encode_request, ControlError, ControlRequest, ControlResponse,
-    MAX_CONTROL_FRAME_BYTES,
+    decode_response, encode_request, AllocateProducerIdsRequest, AllocateProducerIdsResponse,
+    ControlError, ControlRequest, ControlResponse, MAX_CONTROL_FRAME_BYTES,
 };
 use protocol::frame::{put_frame, take_frame};
+use protocol::ids::{BrokerEpoch, BrokerId};
 use protocol::kafka::ResponseError;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -228,6 +229,33 @@ impl ControllerSet {
                 tokio::time::sleep(backoff.min(deadline - now)).await;
                 backoff = (backoff * 2).min(Duration::from_millis(500));
             }
+        }
+    }
+
+    /// AllocateProducerIds (KIP-730): a block of producer ids for broker `broker_id`
+    /// registered with `broker_epoch`, from the active controller, found and retried as
+    /// [`Self::call_active`] does. A refusal (STALE_BROKER_EPOCH, ...) is returned in the
+    /// response's `error`; a request-level error other than NOT_CONTROLLER (REQUEST_TIMED_OUT
+    /// when the record did not commit in time) is [`ClientError::Remote`].
+    pub async fn allocate_producer_ids(
+        &mut self,
+        broker_id: BrokerId,
+        broker_epoch: BrokerEpoch,
+        deadline: Instant,
+    ) -> Result<AllocateProducerIdsResponse, ClientError> {
+        let req = ControlRequest::AllocateProducerIds(AllocateProducerIdsRequest {
+            broker_id,
+            broker_epoch,
+        });
+        let resp = self.call_active(&req, deadline).await?;
+        let addr = self.clients[self.active].addr.clone();
+        match resp {
+            ControlResponse::AllocateProducerIds(r) => Ok(r),
+            ControlResponse::Error(error) => Err(ClientError::Remote { addr, error }),
+            other => Err(ClientError::Protocol {
+                addr,
+                message: format!("unexpected answer to AllocateProducerIds: {other:?}"),
+            }),
         }
     }
 }

@@ -1,16 +1,30 @@
 //! InitProducerId (key 22): producer ids for idempotent (non-transactional) producers.
 //!
 //! kafka-python 3 (like the Java client) enables idempotence by default, so this API must
-//! exist for it to produce at all. Ids are unique without coordination: the broker id, the
-//! process start time and a counter. Gregor does not yet deduplicate by (producer id,
-//! epoch, sequence), so a retried batch may be stored twice, as without idempotence.
-//! Transactional ids are refused.
+//! exist for it to produce at all. Ids come from the block the active controller allocated
+//! to this broker ([`crate::producer_ids`], KIP-730), so they are unique across the cluster
+//! and across restarts. When no id can be had in time (the block is used up and the
+//! controller does not answer, or the broker is not registered yet) the answer is
+//! COORDINATOR_LOAD_IN_PROGRESS, retriable, as Kafka's broker answers while it waits for a
+//! block. Transactional ids are refused.
+//!
+//! A request with a producer id and epoch (v3+, a producer re-initialising after an error,
+//! KIP-360) keeps its id with the epoch bumped; when the bumped epoch would reach
+//! `i16::MAX` it gets a new id with epoch 0. (Kafka's coordinator gives an idempotent
+//! producer a new id every time; the Java client bumps its epoch locally instead.) One of
+//! the two given without the other is INVALID_REQUEST, as in Kafka.
 
-use super::{ready, Ctx, Deferred};
+use super::{deferred, ready, Ctx, Deferred};
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use protocol::kafka::ResponseError;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::OnceLock;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// The longest a request waits for a new block of producer ids.
+pub const ALLOCATE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Kafka's `RecordBatch.NO_PRODUCER_ID` and `NO_PRODUCER_EPOCH`.
+const NO_PRODUCER_ID: i64 = -1;
+const NO_PRODUCER_EPOCH: i16 = -1;
 
 pub fn error_response(
     _req: &InitProducerIdRequest,
@@ -23,14 +37,26 @@ pub fn error_response(
     r
 }
 
-fn next_producer_id(broker_id: i32) -> i64 {
-    static NEXT: OnceLock<AtomicI64> = OnceLock::new();
-    let next = NEXT.get_or_init(|| {
-        let start_s = crate::broker::now_ms() / 1000;
-        // 15 bits of broker id, 32 bits of start time, 16 bits of counter: positive i64.
-        AtomicI64::new((i64::from(broker_id) & 0x7FFF) << 48 | (start_s & 0xFFFF_FFFF) << 16)
-    });
-    next.fetch_add(1, Ordering::Relaxed)
+/// What a request asks for.
+#[derive(Debug, PartialEq, Eq)]
+enum Ask {
+    /// A new producer id, with epoch 0.
+    NewId,
+    /// The same producer id with this epoch.
+    Bump(i64, i16),
+    Invalid,
+}
+
+fn ask(producer_id: i64, producer_epoch: i16) -> Ask {
+    match (producer_id, producer_epoch) {
+        (NO_PRODUCER_ID, NO_PRODUCER_EPOCH) => Ask::NewId,
+        (id, epoch) if id >= 0 && epoch >= 0 => match epoch.checked_add(1) {
+            Some(next) if next < i16::MAX => Ask::Bump(id, next),
+            // The epoch is exhausted (Kafka: epoch >= Short.MAX_VALUE - 1): a new id.
+            _ => Ask::NewId,
+        },
+        _ => Ask::Invalid,
+    }
 }
 
 pub async fn handle(ctx: Ctx, req: InitProducerIdRequest) -> Deferred {
@@ -40,14 +66,55 @@ pub async fn handle(ctx: Ctx, req: InitProducerIdRequest) -> Deferred {
             ResponseError::TransactionalIdAuthorizationFailed,
         )));
     }
-    let mut r = InitProducerIdResponse::default();
-    if req.producer_id.0 >= 0 && req.producer_epoch >= 0 {
-        // A producer re-initialising after an error keeps its id with a bumped epoch.
-        r.producer_id = req.producer_id;
-        r.producer_epoch = req.producer_epoch.saturating_add(1);
-    } else {
-        r.producer_id = ProducerId(next_producer_id(ctx.broker.config.node_id.0));
-        r.producer_epoch = 0;
+    match ask(req.producer_id.0, req.producer_epoch) {
+        Ask::Invalid => ready(ctx.reply(&error_response(&req, ResponseError::InvalidRequest))),
+        Ask::Bump(id, epoch) => {
+            let mut r = InitProducerIdResponse::default();
+            r.producer_id = ProducerId(id);
+            r.producer_epoch = epoch;
+            ready(ctx.reply(&r))
+        }
+        Ask::NewId => deferred(async move {
+            let broker = &ctx.broker;
+            let deadline = Instant::now() + ALLOCATE_TIMEOUT;
+            match broker
+                .producer_ids
+                .next_id(broker.session.subscribe(), deadline)
+                .await
+            {
+                Ok(id) => {
+                    let mut r = InitProducerIdResponse::default();
+                    r.producer_id = ProducerId(id);
+                    r.producer_epoch = 0;
+                    ctx.reply(&r)
+                }
+                Err(e) => {
+                    tracing::warn!("InitProducerId: no producer id: {e}");
+                    ctx.reply(&error_response(
+                        &req,
+                        ResponseError::CoordinatorLoadInProgress,
+                    ))
+                }
+            }
+        }),
     }
-    ready(ctx.reply(&r))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_ids_bumps_and_invalid_pairs() {
+        assert_eq!(ask(-1, -1), Ask::NewId);
+        assert_eq!(ask(7, 0), Ask::Bump(7, 1));
+        assert_eq!(ask(7, 41), Ask::Bump(7, 42));
+        assert_eq!(ask(7, i16::MAX - 2), Ask::Bump(7, i16::MAX - 1));
+        assert_eq!(ask(7, i16::MAX - 1), Ask::NewId);
+        assert_eq!(ask(7, i16::MAX), Ask::NewId);
+        assert_eq!(ask(-1, 0), Ask::Invalid);
+        assert_eq!(ask(7, -1), Ask::Invalid);
+        assert_eq!(ask(-2, -1), Ask::Invalid);
+        assert_eq!(ask(7, -5), Ask::Invalid);
+    }
 }

@@ -12,6 +12,7 @@
 //! - [`configs`] — topic config validation.
 //! - [`topics`] — CreateTopics, DeleteTopics, CreatePartitions, AlterConfigs.
 //! - [`alter_partition`] — AlterPartition validation.
+//! - [`producer_ids`] — AllocateProducerIds: blocks of producer ids for brokers.
 
 pub mod alter_partition;
 pub mod brokers;
@@ -20,6 +21,7 @@ pub mod configs;
 mod invariants;
 pub mod partition;
 pub mod placement;
+pub mod producer_ids;
 pub mod sessions;
 pub mod topics;
 

@@ -68,8 +68,10 @@ fn write_snapshot(path: &Path, snap: &StoredSnapshot) -> io::Result<()> {
     frame_file::write_single(path, &bytes)
 }
 
+/// Decodes a snapshot's image, also one an older build wrote (see [`MetadataImage::decode`]).
 fn decode_image(data: &[u8]) -> io::Result<MetadataImage> {
-    decode_value(data).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
+    MetadataImage::decode(data)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
 }
 
 impl StateMachine {

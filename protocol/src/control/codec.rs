@@ -107,6 +107,29 @@ mod tests {
     }
 
     #[test]
+    fn allocate_producer_ids_roundtrip() {
+        let req = ControlRequest::AllocateProducerIds(AllocateProducerIdsRequest {
+            broker_id: BrokerId(2),
+            broker_epoch: BrokerEpoch(40),
+        });
+        let (_, back) = decode_request(&encode_request(1, &req).unwrap()).unwrap();
+        assert!(matches!(
+            back,
+            ControlRequest::AllocateProducerIds(r) if r.broker_id == BrokerId(2) && r.broker_epoch == BrokerEpoch(40)
+        ));
+        let resp = ControlResponse::AllocateProducerIds(AllocateProducerIdsResponse {
+            error: 0,
+            producer_id_start: 5000,
+            producer_id_len: PRODUCER_ID_BLOCK_SIZE,
+        });
+        let (_, back) = decode_response(&encode_response(2, &resp).unwrap()).unwrap();
+        assert!(matches!(
+            back,
+            ControlResponse::AllocateProducerIds(r) if r.producer_id_start == 5000 && r.producer_id_len == 1000
+        ));
+    }
+
+    #[test]
     fn wrong_version_and_short_frames_are_errors() {
         assert!(matches!(
             decode_request(&[0, 1]),

@@ -5,6 +5,7 @@
 //! that refer to something already gone (a partition of a removed topic) are ignored, which
 //! keeps replays idempotent.
 
+use super::codec::{decode_value, CodecError};
 use super::records::{Endpoint, MetadataRecord, PartitionState, TopicConfigs};
 use crate::ids::{BrokerEpoch, BrokerId, MetadataOffset, PartitionIndex, TopicId};
 use serde::{Deserialize, Serialize};
@@ -48,6 +49,23 @@ pub struct MetadataImage {
     pub brokers: BTreeMap<BrokerId, BrokerImage>,
     pub topics: BTreeMap<TopicId, TopicImage>,
     pub topic_ids: BTreeMap<String, TopicId>,
+    /// The first producer id the active controller has not handed out yet (Kafka's
+    /// `nextProducerId` of the last ProducerIdsRecord; 0 before the first block).
+    /// Last field, defaulted: see [`MetadataImage::decode`] for images written before it.
+    #[serde(default)]
+    pub next_producer_id: i64,
+}
+
+/// The image as builds before producer-id blocks encoded it. bincode is not
+/// self-describing, so `#[serde(default)]` alone does not let an encoding that lacks the
+/// trailing field decode; [`MetadataImage::decode`] falls back to this layout.
+#[derive(Deserialize)]
+struct MetadataImageV0 {
+    cluster_id: String,
+    offset: MetadataOffset,
+    brokers: BTreeMap<BrokerId, BrokerImage>,
+    topics: BTreeMap<TopicId, TopicImage>,
+    topic_ids: BTreeMap<String, TopicId>,
 }
 
 impl MetadataImage {
@@ -55,6 +73,26 @@ impl MetadataImage {
         Self {
             cluster_id: cluster_id.into(),
             ..Self::default()
+        }
+    }
+
+    /// Decodes an image written with [`super::codec::encode_value`], including one written
+    /// before `next_producer_id` existed (a snapshot of an older build), which gets 0.
+    pub fn decode(bytes: &[u8]) -> Result<MetadataImage, CodecError> {
+        let current = match decode_value::<MetadataImage>(bytes) {
+            Ok(image) => return Ok(image),
+            Err(e) => e,
+        };
+        match decode_value::<MetadataImageV0>(bytes) {
+            Ok(old) => Ok(MetadataImage {
+                cluster_id: old.cluster_id,
+                offset: old.offset,
+                brokers: old.brokers,
+                topics: old.topics,
+                topic_ids: old.topic_ids,
+                next_producer_id: 0,
+            }),
+            Err(_) => Err(current),
         }
     }
 
@@ -149,6 +187,13 @@ impl MetadataImage {
                 };
             }
             MetadataRecord::NoOp => {}
+            MetadataRecord::ProducerIds {
+                next_producer_id, ..
+            } => {
+                // Blocks only move forward (Kafka refuses a non-increasing record on
+                // replay; here a committed record is a fact, so an old one is ignored).
+                self.next_producer_id = self.next_producer_id.max(*next_producer_id);
+            }
         }
     }
 
@@ -228,5 +273,69 @@ mod tests {
         );
         assert!(img.topic_by_name("t").is_none());
         assert_eq!(img.offset, MetadataOffset(9));
+    }
+
+    #[test]
+    fn producer_id_blocks_only_move_forward() {
+        let mut img = MetadataImage::new("c1");
+        assert_eq!(img.next_producer_id, 0);
+        let rec = |next| MetadataRecord::ProducerIds {
+            broker_id: BrokerId(1),
+            broker_epoch: BrokerEpoch(1),
+            next_producer_id: next,
+        };
+        img.apply_batch(MetadataOffset(1), &[rec(1000)]);
+        assert_eq!(img.next_producer_id, 1000);
+        img.apply_batch(MetadataOffset(2), &[rec(2000)]);
+        img.apply_batch(MetadataOffset(3), &[rec(1000)]);
+        assert_eq!(img.next_producer_id, 2000);
+    }
+
+    #[test]
+    fn decodes_current_and_pre_producer_id_images() {
+        use crate::control::codec::encode_value;
+        let mut img = MetadataImage::new("c1");
+        img.apply_batch(
+            MetadataOffset(4),
+            &[
+                MetadataRecord::RegisterBroker {
+                    broker_id: BrokerId(1),
+                    incarnation_id: uuid::Uuid::nil(),
+                    listeners: vec![],
+                    rack: Some("r1".into()),
+                },
+                MetadataRecord::ProducerIds {
+                    broker_id: BrokerId(1),
+                    broker_epoch: BrokerEpoch(4),
+                    next_producer_id: 3000,
+                },
+            ],
+        );
+        let bytes = encode_value(&img).unwrap();
+        assert_eq!(MetadataImage::decode(&bytes).unwrap(), img);
+
+        // The layout of an older build: the same fields without next_producer_id.
+        #[derive(Serialize)]
+        struct Old<'a> {
+            cluster_id: &'a str,
+            offset: MetadataOffset,
+            brokers: &'a BTreeMap<BrokerId, BrokerImage>,
+            topics: &'a BTreeMap<TopicId, TopicImage>,
+            topic_ids: &'a BTreeMap<String, TopicId>,
+        }
+        let old = encode_value(&Old {
+            cluster_id: &img.cluster_id,
+            offset: img.offset,
+            brokers: &img.brokers,
+            topics: &img.topics,
+            topic_ids: &img.topic_ids,
+        })
+        .unwrap();
+        assert!(decode_value::<MetadataImage>(&old).is_err());
+        let back = MetadataImage::decode(&old).unwrap();
+        assert_eq!(back.next_producer_id, 0);
+        assert_eq!(back.brokers, img.brokers);
+        assert_eq!(back.offset, img.offset);
+        assert!(MetadataImage::decode(&bytes[..bytes.len() - 3]).is_err());
     }
 }

@@ -37,6 +37,9 @@ pub enum ControlRequest {
         kind: RaftRpcKind,
         payload: Vec<u8>,
     },
+    /// A broker asks for a block of producer ids (Kafka's AllocateProducerIds, KIP-730).
+    /// Last, so that the tags of the other variants stay what they were.
+    AllocateProducerIds(AllocateProducerIdsRequest),
 }
 
 /// Every response, one variant per request kind plus a request-level error.
@@ -57,6 +60,8 @@ pub enum ControlResponse {
     /// The request as a whole failed: `NOT_CONTROLLER` (with the active controller, when
     /// known), a decode error, or a server error.
     Error(ControlError),
+    /// Last, like its request.
+    AllocateProducerIds(AllocateProducerIdsResponse),
 }
 
 /// A request-level failure.
@@ -148,6 +153,25 @@ pub struct AlterPartitionResult {
     pub error: ErrorCode,
     /// The committed state after the change (or the current one, on error when known).
     pub state: Option<PartitionState>,
+}
+
+/// The number of producer ids in one block (Kafka's `ProducerIdsBlock.PRODUCER_ID_BLOCK_SIZE`).
+pub const PRODUCER_ID_BLOCK_SIZE: i32 = 1000;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllocateProducerIdsRequest {
+    pub broker_id: BrokerId,
+    /// The epoch of the broker's current registration; another one is STALE_BROKER_EPOCH.
+    pub broker_epoch: BrokerEpoch,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllocateProducerIdsResponse {
+    pub error: ErrorCode,
+    /// The first id of the block (-1 on error).
+    pub producer_id_start: i64,
+    /// The number of ids in the block, `[start, start + len)` (0 on error).
+    pub producer_id_len: i32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

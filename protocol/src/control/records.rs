@@ -73,6 +73,15 @@ pub enum MetadataRecord {
     },
     /// Written by a newly active controller to commit its term; changes nothing.
     NoOp,
+    /// The active controller handed a block of producer ids to a broker (Kafka's
+    /// ProducerIdsRecord, KIP-730). `next_producer_id` is the first id not yet handed out:
+    /// the block was `[next_producer_id - block size, next_producer_id)`. Appended last so
+    /// that Raft logs written before it still decode (bincode tags variants by index).
+    ProducerIds {
+        broker_id: BrokerId,
+        broker_epoch: BrokerEpoch,
+        next_producer_id: i64,
+    },
 }
 
 /// The records of one Raft log entry.
