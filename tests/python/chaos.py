@@ -8,6 +8,10 @@ isolating a partition leader from the controllers through a TCP proxy of the tes
 Then everything heals, every partition is read from the start through the leader and
 straight from every replica's segment files, and `checker.check` reports anomalies.
 
+With `--idempotent` the producers enable idempotence (librdkafka's `enable.idempotence`:
+producer ids, sequences, five requests in flight, retries) and duplicates and reordered
+records fail the run too, as do fatal producer errors.
+
 Run by tests/python/test_chaos.py, or by hand:
     .venv/bin/python tests/python/chaos.py --rounds 20
 """
@@ -47,16 +51,28 @@ def leaders(bootstrap):
 
 
 class Producers:
-    def __init__(self, bootstrap, count, stop):
-        self.acked, self.errors, self.stop = [], [], stop
+    def __init__(self, bootstrap, count, stop, idempotent=False, request_timeout_ms=None):
+        self.acked, self.errors, self.fatal_errors, self.stop = [], [], [], stop
+        self.idempotent, self.request_timeout_ms = idempotent, request_timeout_ms
         self.lock = threading.Lock()
         self.threads = [threading.Thread(target=self.run, args=(bootstrap, i), daemon=True) for i in range(count)]
 
     def run(self, bootstrap, idx):
         from confluent_kafka import Producer
 
-        p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 2,
-                      "message.timeout.ms": 10000, "retries": 1000000, "retry.backoff.ms": 50})
+        def on_error(err):
+            if err.fatal():
+                with self.lock:
+                    self.fatal_errors.append(str(err))
+
+        conf = {"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 2,
+                "message.timeout.ms": 10000, "retries": 1000000, "retry.backoff.ms": 50,
+                "error_cb": on_error}
+        if self.idempotent:
+            conf["enable.idempotence"] = True
+        if self.request_timeout_ms:
+            conf["request.timeout.ms"] = self.request_timeout_ms
+        p = Producer(conf)
 
         def cb(err, msg):
             with self.lock:
@@ -239,12 +255,19 @@ def leaders_brokers(bootstrap):
     return AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=5).brokers
 
 
-def run(cluster, rounds, seconds_per_round=2.0, seed=None):
+KINDS = ("kill-leader", "kill-follower", "kill-controller", "pause-broker", "isolate-leader")
+
+
+def run(cluster, rounds, seconds_per_round=2.0, seed=None, idempotent=False, kinds=KINDS,
+        request_timeout_ms=None):
+    """`kinds`: the faults to draw from ("pause-leader" stops a partition leader for
+    `seconds_per_round`); `request_timeout_ms`: the producers' request.timeout.ms (a pause
+    longer than it makes them resend requests the broker then also appends)."""
     rng = random.Random(seed)
     proxies = route_brokers_through_proxies(cluster)
     create_topic(cluster.bootstrap)
     stop = threading.Event()
-    producers = Producers(cluster.bootstrap, 3, stop)
+    producers = Producers(cluster.bootstrap, 3, stop, idempotent, request_timeout_ms)
     poller_stop = threading.Event()
     poller = Poller(cluster.bootstrap, poller_stop)
     for t in producers.threads:
@@ -255,8 +278,7 @@ def run(cluster, rounds, seconds_per_round=2.0, seed=None):
         for r in range(rounds):
             time.sleep(seconds_per_round / 2)
             brokers = {n["id"]: n for n in cluster.nodes("broker")}
-            kind = rng.choice(["kill-leader", "kill-follower", "kill-controller", "pause-broker",
-                               "isolate-leader"])
+            kind = rng.choice(list(kinds))
             try:
                 lead = leaders(cluster.bootstrap)
             except Exception:  # noqa: BLE001 - metadata may be briefly unavailable mid-fault
@@ -267,7 +289,7 @@ def run(cluster, rounds, seconds_per_round=2.0, seed=None):
                 victim = brokers[leader_id]["name"]
             elif kind == "kill-follower":
                 victim = brokers[rng.choice([b for b in replicas if b != leader_id] or list(brokers))]["name"]
-            elif kind == "isolate-leader":
+            elif kind in ("isolate-leader", "pause-leader"):
                 victim = brokers[leader_id]["name"] if leader_id in brokers else rng.choice(list(brokers.values()))["name"]
             elif kind == "kill-controller":
                 victim = rng.choice(cluster.nodes("controller"))["name"]
@@ -285,6 +307,10 @@ def run(cluster, rounds, seconds_per_round=2.0, seed=None):
             elif kind == "pause-broker":
                 cluster.kill(victim, "STOP")
                 time.sleep(seconds_per_round / 2)
+                cluster.kill(victim, "CONT")
+            elif kind == "pause-leader":
+                cluster.kill(victim, "STOP")
+                time.sleep(seconds_per_round)
                 cluster.kill(victim, "CONT")
             else:
                 cluster.kill(victim, "KILL")
@@ -312,8 +338,14 @@ def run(cluster, rounds, seconds_per_round=2.0, seed=None):
             p: read_segment_files(os.path.join(n["data_dir"], f"{TOPIC}-{p}")) for p in range(PARTITIONS)
         }
     anomalies = check(producers.acked, {"poller": poller.polled}, final)
-    summary = (f"rounds {rounds}, faults {len(faults)}, acknowledged {len(producers.acked)}, "
-               f"producer errors {len(producers.errors)}, polled {len(poller.polled)}\n" + report(anomalies))
+    if producers.fatal_errors:
+        anomalies["fatal-producer-error"] = producers.fatal_errors
+    summary = (f"rounds {rounds}, faults {len(faults)} {sorted(set(k for _, k, _ in faults))}, acknowledged {len(producers.acked)}, "
+               f"idempotent {idempotent}, producer errors {len(producers.errors)}, "
+               f"fatal producer errors {len(producers.fatal_errors)}, "
+               f"acknowledged without an offset {sum(o is None for _, o, _ in producers.acked)}, "
+               f"polled {len(poller.polled)}\n"
+               + report(anomalies))
     return anomalies, summary, faults
 
 
@@ -321,6 +353,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--idempotent", action="store_true", help="producers enable idempotence")
+    ap.add_argument("--kinds", default=",".join(KINDS), help="comma-separated fault kinds "
+                    "(also: pause-leader)")
+    ap.add_argument("--request-timeout-ms", type=int, default=None,
+                    help="the producers' request.timeout.ms")
     ap.add_argument("--dir", default=None, help="cluster directory (default: a temp dir)")
     args = ap.parse_args()
     import tempfile
@@ -328,9 +365,11 @@ def main():
     d = args.dir or tempfile.mkdtemp(prefix="gregor-chaos-")
     c = Cluster(Path(d)).up()
     try:
-        anomalies, summary, _ = run(c, args.rounds, seed=args.seed)
+        anomalies, summary, _ = run(c, args.rounds, seed=args.seed, idempotent=args.idempotent,
+                                    kinds=args.kinds.split(","),
+                                    request_timeout_ms=args.request_timeout_ms)
         print(summary)
-        sys.exit(1 if fatal(anomalies) else 0)
+        sys.exit(1 if fatal(anomalies, idempotent=args.idempotent) else 0)
     finally:
         c.down()
 

@@ -10,15 +10,19 @@ Anomalies (Jepsen's Kafka vocabulary):
 - lost-write: acknowledged, never read in the final leader read;
 - inconsistent-offsets: one (partition, offset) holding two values anywhere;
 - duplicate: one value at more than one offset (retries without idempotence can do this);
+- reordered: two values of one producer (`p<producer>-<seq>`) stored in one partition in
+  the other order than they were sent (retries without idempotence can do this too);
 - nonmonotonic-poll: a consumer's offsets went backwards within a partition;
 - poll-skip: a consumer jumped over offsets that the final read shows exist;
 - unseen: acknowledged and in the final read, but no consumer polled it.
-lost-write and inconsistent-offsets fail a run; the others are reported.
+lost-write and inconsistent-offsets fail a run; with idempotent producers duplicate,
+reordered and fatal-producer-error do too; the others are reported.
 """
 
 from collections import defaultdict
 
 FATAL = ("lost-write", "inconsistent-offsets")
+FATAL_IDEMPOTENT = FATAL + ("duplicate", "reordered", "fatal-producer-error")
 
 
 def check(acked, polls, final_reads, leader_reader="leader"):
@@ -29,7 +33,8 @@ def check(acked, polls, final_reads, leader_reader="leader"):
         at[(p, o)].setdefault(v, []).append(where)
 
     for p, o, v in acked:
-        see(p, o, v, "ack")
+        if o is not None:  # librdkafka may acknowledge a retried write without its offset
+            see(p, o, v, "ack")
     for cid, seq in polls.items():
         for p, o, v in seq:
             see(p, o, v, f"poll:{cid}")
@@ -54,6 +59,18 @@ def check(acked, polls, final_reads, leader_reader="leader"):
     for v, places in where_value.items():
         if len(places) > 1:
             anomalies["duplicate"].append({"value": v, "at": sorted(places)})
+
+    for p, recs in final.items():
+        last_seq = {}
+        for o, v in sorted(recs):
+            producer, _, seq = v.rpartition("-")
+            if not producer or not seq.isdigit():
+                continue
+            prev = last_seq.get(producer)
+            if prev is not None and int(seq) < prev[0]:
+                anomalies["reordered"].append({"partition": p, "value": v, "offset": o,
+                                               "after": f"{producer}-{prev[0]}@{prev[1]}"})
+            last_seq[producer] = max(prev or (int(seq), o), (int(seq), o))
 
     final_offsets = {p: sorted(o for o, _ in recs) for p, recs in final.items()}
     polled_values = set()
@@ -80,11 +97,13 @@ def check(acked, polls, final_reads, leader_reader="leader"):
 
 def report(anomalies, examples=3):
     lines = []
-    for kind in ("lost-write", "inconsistent-offsets", "duplicate", "nonmonotonic-poll", "poll-skip", "unseen"):
+    for kind in ("lost-write", "inconsistent-offsets", "duplicate", "reordered", "fatal-producer-error",
+                 "nonmonotonic-poll", "poll-skip", "unseen"):
         items = anomalies.get(kind, [])
         lines.append(f"{kind:22} {len(items):7}" + ("  e.g. " + "; ".join(map(str, items[:examples])) if items else ""))
     return "\n".join(lines)
 
 
-def fatal(anomalies):
-    return {k: v for k, v in anomalies.items() if k in FATAL and v}
+def fatal(anomalies, idempotent=False):
+    kinds = FATAL_IDEMPOTENT if idempotent else FATAL
+    return {k: v for k, v in anomalies.items() if k in kinds and v}

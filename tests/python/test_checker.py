@@ -29,3 +29,14 @@ def test_poll_anomalies():
     assert found["poll-skip"][0]["skipped"] == 1
     assert found["nonmonotonic-poll"][0]["to"] == 1
     assert {x["value"] for x in found["unseen"]} == {"v3", "v4"}
+
+
+def test_reordered_writes_of_one_producer_are_found_and_fail_idempotent_runs():
+    acked = [(0, 0, "p0-0"), (0, 1, "p0-2"), (0, 2, "p0-1"), (0, 3, "p1-0")]
+    final = {"leader": {0: [(0, "p0-0"), (1, "p0-2"), (2, "p0-1"), (3, "p1-0")]}}
+    found = check(acked, {}, final)
+    assert [x["value"] for x in found["reordered"]] == ["p0-1"]
+    assert fatal(found) == {}
+    assert set(fatal(found, idempotent=True)) == {"reordered"}
+    in_order = {"leader": {0: [(0, "p0-0"), (1, "p1-0"), (2, "p0-1"), (3, "p0-2")]}}
+    assert "reordered" not in check([], {}, in_order)
