@@ -74,6 +74,11 @@ pub async fn handle(ctx: Ctx, req: InitProducerIdRequest) -> Deferred {
             r.producer_epoch = epoch;
             ready(ctx.reply(&r))
         }
+        // Not registered yet (starting, or no controller reachable): a block cannot come
+        // soon, so the client is told to retry at once instead of waiting.
+        Ask::NewId if ctx.broker.session.borrow().epoch.is_none() => ready(ctx.reply(
+            &error_response(&req, ResponseError::CoordinatorLoadInProgress),
+        )),
         Ask::NewId => deferred(async move {
             let broker = &ctx.broker;
             let deadline = Instant::now() + ALLOCATE_TIMEOUT;
