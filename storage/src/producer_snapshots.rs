@@ -108,11 +108,9 @@ impl PartitionLog {
             if read.records.is_empty() {
                 break;
             }
+            // A read covers one segment at most, so each segment start is where one begins.
             let mut rest = &read.records[..];
             while let Ok(h) = BatchHeader::parse(rest) {
-                if h.base_offset > at {
-                    self.snapshot_if_segment_start(h.base_offset)?;
-                }
                 self.producers.record(&h);
                 at = h.next_offset();
                 rest = &rest[h.total_len()..];
